@@ -1,0 +1,22 @@
+"""LightningDataModules for the zoo: every dataset loaded once into tensors, transformed per batch.
+
+Each datamodule exposes ``num_classes``, ``input_shape``, ``class_names`` and ``normalization``;
+``train.py`` links the first two into the model.
+"""
+
+from datamodules.base import DataNotFoundError, ImageDataModule, InMemoryDataset, ZooDataModule
+from datamodules.tabular import BlobsDataModule, DigitsDataModule, LinearRegressionDataModule
+from datamodules.vision import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule
+
+__all__ = [
+    "BlobsDataModule",
+    "CIFAR10DataModule",
+    "DataNotFoundError",
+    "DigitsDataModule",
+    "FashionMNISTDataModule",
+    "ImageDataModule",
+    "InMemoryDataset",
+    "LinearRegressionDataModule",
+    "MNISTDataModule",
+    "ZooDataModule",
+]

@@ -1,0 +1,254 @@
+"""What every zoo datamodule shares: in-memory tensors, a seeded split, fast loaders and batch transforms.
+
+Datasets here are small enough to live in memory, so each one is read from disk once into tensors
+(images as uint8). A DataLoader then draws whole batches with one indexing operation
+(``InMemoryDataset.__getitems__``) instead of collating samples one by one, and the work that
+depends on the batch (uint8 -> float, augmentation, normalization) runs in
+``on_after_batch_transfer``: after the batch reached the model's device, so on the GPU when there is one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+__all__ = [
+    "DataNotFoundError",
+    "ImageDataModule",
+    "InMemoryDataset",
+    "ZooDataModule",
+    "random_crop",
+    "random_horizontal_flip",
+]
+
+
+class DataNotFoundError(FileNotFoundError):
+    """A dataset's files are neither on disk nor downloadable; the message says where to put them."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Dataset and loaders
+# --------------------------------------------------------------------------------------------------
+class InMemoryDataset(Dataset):
+    """Tensors with a shared first dimension, indexed a sample or a whole batch at a time.
+
+    ``DataLoader`` calls ``__getitems__`` with a batch's indices, so a batch costs one
+    ``index_select`` per tensor rather than ``batch_size`` Python calls and a collate.
+    """
+
+    def __init__(self, *tensors: Tensor) -> None:
+        if not tensors or any(t.shape[0] != tensors[0].shape[0] for t in tensors):
+            raise ValueError(f"tensors need the same first dimension, got {[tuple(t.shape) for t in tensors]}")
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return self.tensors[0].shape[0]
+
+    def __getitem__(self, index: int) -> tuple[Tensor, ...]:
+        return tuple(t[index] for t in self.tensors)
+
+    def __getitems__(self, indices: Sequence[int]) -> tuple[Tensor, ...]:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return tuple(t.index_select(0, idx) for t in self.tensors)
+
+
+def _keep_batch(batch: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    # __getitems__ already returns the batched tensors: nothing left to collate.
+    return batch
+
+
+# --------------------------------------------------------------------------------------------------
+# Batch transforms (whole batches, any device)
+# --------------------------------------------------------------------------------------------------
+def random_crop(images: Tensor, padding: int) -> Tensor:
+    """Zero-pad each side by ``padding`` and crop back to the original size at a random offset per image.
+
+    Args:
+        images: (B, C, H, W) batch.
+        padding: pixels added on each side before cropping.
+    """
+    if padding <= 0:
+        return images
+    b, _, h, w = images.shape
+    padded = F.pad(images, (padding, padding, padding, padding))  # (B, C, H+2p, W+2p)
+    top = torch.randint(0, 2 * padding + 1, (b, 1), device=images.device)
+    left = torch.randint(0, 2 * padding + 1, (b, 1), device=images.device)
+    rows = top + torch.arange(h, device=images.device)  # (B, H)
+    cols = left + torch.arange(w, device=images.device)  # (B, W)
+    batch_idx = torch.arange(b, device=images.device)[:, None, None]
+    crops = padded.permute(0, 2, 3, 1)[batch_idx, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
+    return crops.permute(0, 3, 1, 2).contiguous()
+
+
+def random_horizontal_flip(images: Tensor, p: float = 0.5) -> Tensor:
+    """Mirror each image left-right with probability ``p``. images: (B, C, H, W)."""
+    flip = torch.rand(images.shape[0], device=images.device) < p  # (B,)
+    return torch.where(flip[:, None, None, None], images.flip(-1), images)
+
+
+# --------------------------------------------------------------------------------------------------
+# Datamodules
+# --------------------------------------------------------------------------------------------------
+class ZooDataModule(L.LightningDataModule):
+    """Base of every zoo datamodule: loads once, splits with a seed, serves whole batches.
+
+    Subclasses implement ``load()``; they set ``num_classes``, ``input_shape`` and ``class_names`` in
+    ``__init__`` (before any data is read) so the CLI can link them into the model.
+
+    Args:
+        batch_size: samples per batch for every split.
+        val_fraction: share of the training data held out for validation (0 disables validation).
+        test_fraction: share of the data held out for testing, for datasets without an official test split.
+        seed: seed of the train/val/test split, independent of the global seed.
+        num_workers: DataLoader worker processes; 0 is fastest for in-memory tensors.
+    """
+
+    #: Number of classes, or None for regression data.
+    num_classes: int | None = None
+    #: Shape of one input sample, e.g. (1, 28, 28) or (3,).
+    input_shape: tuple[int, ...] = ()
+    #: One name per class, in label order, or None.
+    class_names: list[str] | None = None
+
+    def __init__(
+        self,
+        *,
+        batch_size: int = 128,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        seed: int = 42,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value}")
+        self.batch_size = batch_size
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self.seed = seed
+        self.num_workers = num_workers
+        self.train_set: InMemoryDataset | None = None
+        self.val_set: InMemoryDataset | None = None
+        self.test_set: InMemoryDataset | None = None
+
+    # -- to implement -------------------------------------------------------------------------------
+    def load(self) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor] | None]:
+        """Read the data: ``((x_train, y_train), (x_test, y_test))``, or ``(..., None)`` without an
+        official test split, in which case ``test_fraction`` of the data is held out."""
+        raise NotImplementedError
+
+    def preprocess(self, x: Tensor, train: bool = False) -> Tensor:
+        """Turn a stored batch into model input (on the batch's device). ``train`` enables augmentation."""
+        return x
+
+    # -- shared machinery ---------------------------------------------------------------------------
+    @property
+    def normalization(self) -> dict[str, list[float]] | None:
+        """The per-channel ``mean`` and ``std`` applied by ``preprocess``, or None."""
+        return None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:  # loaded once, for every stage
+            return
+        (x, y), test = self.load()
+        generator = torch.Generator().manual_seed(self.seed)
+        order = torch.randperm(len(x), generator=generator)
+        if test is None:
+            n_test = math.floor(len(x) * self.test_fraction)
+            test = (x[order[:n_test]], y[order[:n_test]])
+            order = order[n_test:]
+        n_val = math.floor(len(order) * self.val_fraction)
+        val_idx, train_idx = order[:n_val], order[n_val:]
+        self.train_set = InMemoryDataset(x[train_idx], y[train_idx])
+        self.val_set = InMemoryDataset(x[val_idx], y[val_idx])
+        self.test_set = InMemoryDataset(*test)
+
+    def _loader(self, dataset: InMemoryDataset | None, shuffle: bool) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError(f"{type(self).__name__}.setup() must run before asking for a dataloader")
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            collate_fn=_keep_batch,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_set is not None and len(self.val_set) == 0:
+            return []  # val_fraction=0: no validation loop
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
+
+    def on_after_batch_transfer(self, batch: Tensor | tuple[Tensor, ...], dataloader_idx: int) -> Tensor | tuple[Tensor, ...]:
+        train = self.trainer is not None and self.trainer.training
+        if isinstance(batch, Tensor):  # inputs alone, e.g. the model's example_input_array
+            return self.preprocess(batch, train=train)
+        x, *rest = batch
+        return (self.preprocess(x, train=train), *rest)
+
+
+class ImageDataModule(ZooDataModule):
+    """Images stored as uint8 (N, C, H, W); turned into normalized floats, and augmented, per batch.
+
+    Args:
+        random_crop_padding: training augmentation: pad by this many pixels and crop back at random (0: off).
+        horizontal_flip: training augmentation: mirror half of the images left-right.
+        batch_size: samples per batch for every split.
+        val_fraction: share of the training data held out for validation (0 disables validation).
+        test_fraction: share of the data held out for testing, for datasets without an official test split.
+        seed: seed of the train/val/test split, independent of the global seed.
+        num_workers: DataLoader worker processes; 0 is fastest for in-memory tensors.
+    """
+
+    #: Per-channel statistics of the training images in [0, 1], set by each dataset.
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+
+    def __init__(self, *, random_crop_padding: int = 0, horizontal_flip: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if random_crop_padding < 0:
+            raise ValueError(f"random_crop_padding must be >= 0, got {random_crop_padding}")
+        self.random_crop_padding = random_crop_padding
+        self.horizontal_flip = horizontal_flip
+
+    @property
+    def normalization(self) -> dict[str, list[float]]:
+        return {"mean": list(self.mean), "std": list(self.std)}
+
+    def preprocess(self, x: Tensor, train: bool = False) -> Tensor:
+        """uint8 (B, C, H, W) -> normalized float32 (B, C, H, W), augmented when ``train``."""
+        if x.dtype == torch.uint8:
+            x = x.float().div_(255.0)
+        if train:
+            x = random_crop(x, self.random_crop_padding)
+            if self.horizontal_flip:
+                x = random_horizontal_flip(x)
+        mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        return (x - mean) / std
+
+    def denormalize(self, x: Tensor) -> Tensor:
+        """Inverse of the normalization in ``preprocess``: model input -> pixels in [0, 1]."""
+        mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        return x * std + mean

@@ -1,0 +1,297 @@
+"""What every zoo model shares: input checks, optimizer and scheduler wiring, steps, metrics and logging.
+
+``ZooModule``        optimizer/scheduler from primitive arguments, input checks, example input.
+``ClassifierModule`` cross-entropy (or BCE) steps, top-1/top-5 accuracy, timm's
+                     ``forward_features`` / ``forward_head`` / ``num_features`` / ``reset_classifier``.
+``RegressorModule``  MSE steps with MAE and RMSE.
+
+Every argument is a primitive (str, int, float, bool, list), saved by ``save_hyperparameters()``, so
+a checkpoint loads under ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
+from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
+
+__all__ = ["ClassifierModule", "RegressorModule", "ZooModule"]
+
+log = logging.getLogger(__name__)
+
+_OPTIMIZERS = ("sgd", "adam", "adamw")
+_SCHEDULERS = ("none", "cosine", "onecycle", "plateau")
+_STAGES = ("train", "val", "test")
+
+
+class ZooModule(L.LightningModule):
+    """Base of every zoo model.
+
+    Subclasses build their layers in ``__init__``, pass the shared arguments below through ``**kwargs``,
+    and define ``input_shape`` (one sample's shape, checked by ``check_input``).
+
+    Args:
+        optimizer: "sgd" (with momentum, Nesterov), "adam" or "adamw". ``--optimizer`` on the CLI
+            takes any torch optimizer instead.
+        lr: learning rate (the peak rate for "onecycle").
+        weight_decay: L2 penalty / decoupled weight decay on weight matrices and kernels (not on biases or norms).
+        momentum: SGD momentum.
+        scheduler: "none", "cosine" (per-step decay to 0 over the run), "onecycle" (per-step warm-up then
+            decay) or "plateau" (x0.1 when the monitored metric stalls for 5 epochs).
+    """
+
+    #: Metric that tells the best checkpoint, and whether higher is better.
+    monitor: str = "val/loss"
+    monitor_mode: Literal["min", "max"] = "min"
+
+    def __init__(
+        self,
+        *,
+        optimizer: str = "adamw",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        momentum: float = 0.9,
+        scheduler: str = "none",
+    ) -> None:
+        super().__init__()
+        if optimizer not in _OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {_OPTIMIZERS}, got {optimizer!r}")
+        if scheduler not in _SCHEDULERS:
+            raise ValueError(f"scheduler must be one of {_SCHEDULERS}, got {scheduler!r}")
+        if lr <= 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        # Collects the arguments of every __init__ in the subclass chain, not only these.
+        self.save_hyperparameters()
+
+    # -- input ------------------------------------------------------------------------------------
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input sample, e.g. (1, 28, 28)."""
+        raise NotImplementedError
+
+    @property
+    def example_input_array(self) -> Tensor:
+        return torch.zeros(2, *self.input_shape)  # (B=2, *input_shape)
+
+    def _describe_shape(self) -> str:
+        names = {1: ("F",), 2: ("T", "F"), 3: ("C", "H", "W")}.get(len(self.input_shape))
+        dims = [f"{n}={d}" for n, d in zip(names, self.input_shape)] if names else list(map(str, self.input_shape))
+        return f"(B, {', '.join(dims)})"
+
+    def check_input(self, x: Tensor) -> Tensor:
+        """Raise a ValueError naming the expected shape when ``x`` is not a float batch of ``input_shape``."""
+        name = type(self).__name__
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{name} expects a torch.Tensor of shape {self._describe_shape()}, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise ValueError(
+                f"{name} expects a floating-point tensor of shape {self._describe_shape()}, got dtype {x.dtype}. "
+                "Scale uint8 images to [0, 1] and normalize them first (the datamodule's preprocess() does both)."
+            )
+        if tuple(x.shape[1:]) != tuple(self.input_shape) or x.ndim != len(self.input_shape) + 1:
+            raise ValueError(
+                f"{name} expects input of shape {self._describe_shape()}, got {tuple(x.shape)}. "
+                "Build the model for your data (e.g. in_channels=, image_size=) or resize the data."
+            )
+        return x
+
+    # -- steps (subclasses define loss and metrics) -------------------------------------------------
+    def _metrics(self, stage: str) -> MetricCollection:
+        return getattr(self, f"{stage}_metrics")
+
+    def compute_loss(self, output: Tensor, target: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def metric_input(self, output: Tensor) -> Tensor:
+        """What the metrics compare with the target (logits, probabilities or values)."""
+        return output
+
+    def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        x, y = batch
+        output = self(x)
+        loss = self.compute_loss(output, y)
+        metrics = self._metrics(stage)
+        metrics.update(self.metric_input(output).detach(), y)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(x))
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=len(x))
+        return loss
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "test")
+
+    def predict_step(self, batch: Tensor | tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(x)
+
+    # -- optimization -----------------------------------------------------------------------------
+    def _param_groups(self) -> list[dict[str, Any]]:
+        decay, no_decay = [], []
+        for p in self.parameters():
+            if p.requires_grad:
+                (decay if p.ndim >= 2 else no_decay).append(p)  # biases and norm scales: no decay
+        return [
+            {"params": decay, "weight_decay": self.hparams.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        groups = self._param_groups()
+        if hp.optimizer == "sgd":
+            opt = torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, nesterov=hp.momentum > 0)
+        elif hp.optimizer == "adam":
+            opt = torch.optim.Adam(groups, lr=hp.lr)
+        else:
+            opt = torch.optim.AdamW(groups, lr=hp.lr)
+        if hp.scheduler == "none":
+            return opt
+        if hp.scheduler == "plateau":
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode=self.monitor_mode, factor=0.1, patience=5)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": self.monitor}}
+        total = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total):
+            raise ValueError(f"scheduler={hp.scheduler!r} needs a finite run: set max_epochs or max_steps")
+        if hp.scheduler == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, int(total)))
+        else:
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hp.lr, total_steps=max(2, int(total)))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class ClassifierModule(ZooModule):
+    """Base of every classifier: ``forward = forward_head(forward_features(x))``.
+
+    Subclasses build ``self.head`` (an ``nn.Linear(num_features, num_outputs)``) and define
+    ``forward_features`` and ``num_features``.
+
+    Args:
+        num_classes: number of classes; with ``binary`` it must be 2.
+        binary: one logit and binary cross-entropy instead of ``num_classes`` logits and cross-entropy.
+        label_smoothing: cross-entropy label smoothing (multi-class only).
+        optimizer: "sgd" (with momentum, Nesterov), "adam" or "adamw". ``--optimizer`` on the CLI
+            takes any torch optimizer instead.
+        lr: learning rate (the peak rate for "onecycle").
+        weight_decay: L2 penalty / decoupled weight decay on weight matrices and kernels (not on biases or norms).
+        momentum: SGD momentum.
+        scheduler: "none", "cosine", "onecycle" or "plateau"; see ``ZooModule``.
+    """
+
+    monitor = "val/acc"
+    monitor_mode = "max"
+
+    def __init__(self, *, num_classes: int = 10, binary: bool = False, label_smoothing: float = 0.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        if binary and num_classes != 2:
+            raise ValueError(f"binary=True needs num_classes=2, got {num_classes}")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.num_classes = num_classes
+        self.binary = binary
+        self.label_smoothing = label_smoothing
+        self._build_metrics()
+
+    @property
+    def num_outputs(self) -> int:
+        """Width of the head: 1 logit in binary mode, else ``num_classes``."""
+        return 1 if self.binary else self.num_classes
+
+    def _build_metrics(self) -> None:
+        if self.binary:
+            metrics = {"acc": BinaryAccuracy()}
+        else:
+            metrics = {"acc": MulticlassAccuracy(self.num_classes, average="micro")}
+            if self.num_classes > 5:
+                metrics["acc_top5"] = MulticlassAccuracy(self.num_classes, top_k=5, average="micro")
+        collection = MetricCollection(metrics)
+        for stage in _STAGES:
+            setattr(self, f"{stage}_metrics", collection.clone(prefix=f"{stage}/"))
+
+    # -- timm's API ---------------------------------------------------------------------------------
+    @property
+    def num_features(self) -> int:
+        """Width of the features that ``forward_features`` returns and the head reads."""
+        return self.head.in_features
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """(B, *input_shape) -> (B, num_features): everything but the classifier head."""
+        raise NotImplementedError
+
+    def forward_head(self, features: Tensor) -> Tensor:
+        """(B, num_features) -> (B, num_outputs) logits."""
+        return self.head(features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, *input_shape) float -> (B, num_classes) logits, or (B, 1) in binary mode."""
+        self.check_input(x)
+        return self.forward_head(self.forward_features(x))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the head with a freshly initialised one for ``num_classes`` classes (fine-tuning)."""
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        if self.binary and num_classes != 2:
+            raise ValueError(f"a binary classifier has 2 classes, got num_classes={num_classes}")
+        log.info("%s: new %d-class head replaces the %d-class one", type(self).__name__, num_classes, self.num_classes)
+        self.num_classes = num_classes
+        self.hparams.num_classes = num_classes
+        old = self.head
+        self.head = nn.Linear(old.in_features, self.num_outputs, device=old.weight.device, dtype=old.weight.dtype)
+        self._build_metrics()
+
+    # -- loss and metrics ---------------------------------------------------------------------------
+    def compute_loss(self, logits: Tensor, target: Tensor) -> Tensor:
+        if self.binary:
+            return F.binary_cross_entropy_with_logits(logits.squeeze(-1), target.float())
+        return F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
+
+    def metric_input(self, logits: Tensor) -> Tensor:
+        return torch.sigmoid(logits.squeeze(-1)) if self.binary else logits
+
+    def predict_step(self, batch: Tensor | tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        """Class probabilities, (B, num_classes), in binary mode too."""
+        logits = super().predict_step(batch, batch_idx)
+        if self.binary:
+            p = torch.sigmoid(logits)  # (B, 1)
+            return torch.cat([1 - p, p], dim=-1)
+        return logits.softmax(dim=-1)
+
+
+class RegressorModule(ZooModule):
+    """Base of the regression models: MSE loss, MAE and RMSE metrics.
+
+    Args:
+        optimizer: "sgd" (with momentum, Nesterov), "adam" or "adamw". ``--optimizer`` on the CLI
+            takes any torch optimizer instead.
+        lr: learning rate (the peak rate for "onecycle").
+        weight_decay: L2 penalty / decoupled weight decay on weight matrices and kernels (not on biases or norms).
+        momentum: SGD momentum.
+        scheduler: "none", "cosine", "onecycle" or "plateau"; see ``ZooModule``.
+    """
+
+    monitor = "val/loss"
+    monitor_mode = "min"
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        collection = MetricCollection({"mae": MeanAbsoluteError(), "rmse": MeanSquaredError(squared=False)})
+        for stage in _STAGES:
+            setattr(self, f"{stage}_metrics", collection.clone(prefix=f"{stage}/"))
+
+    def compute_loss(self, output: Tensor, target: Tensor) -> Tensor:
+        return F.mse_loss(output, target)
