@@ -200,9 +200,11 @@ class ZooDataModule(L.LightningDataModule):
         return self._loader(self.test_set, shuffle=False)
 
     def on_after_batch_transfer(self, batch: Tensor | tuple[Tensor, ...], dataloader_idx: int) -> Tensor | tuple[Tensor, ...]:
+        if isinstance(batch, Tensor):
+            # Lightning passes the model's example_input_array through here for its summary; it is
+            # already model input (and an MLP's is flat), so it is left as it is.
+            return batch
         train = self.trainer is not None and self.trainer.training
-        if isinstance(batch, Tensor):  # inputs alone, e.g. the model's example_input_array
-            return self.preprocess(batch, train=train)
         x, *rest = batch
         return (self.preprocess(x, train=train), *rest)
 

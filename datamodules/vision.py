@@ -46,8 +46,11 @@ def read_idx(path: str | Path) -> Tensor:
     """Read an IDX file (gzipped when its name ends in .gz) into a tensor of its stored shape and type."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (EOFError, gzip.BadGzipFile) as e:  # an interrupted download or a damaged archive
+        raise ValueError(f"{path} is truncated or corrupt: {e}") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
         raise ValueError(f"{path} is not an IDX file (bad magic number {data[:4]!r})")
     ndim = data[3]

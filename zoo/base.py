@@ -11,6 +11,7 @@ a checkpoint loads under ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from typing import Any, Literal
@@ -69,6 +70,20 @@ class ZooModule(L.LightningModule):
             raise ValueError(f"lr must be > 0, got {lr}")
         # Collects the arguments of every __init__ in the subclass chain, not only these.
         self.save_hyperparameters()
+        # LightningCLI records every linked value (say in_features for a CNN), taken or not: keep only
+        # the constructor's own arguments, so the checkpoint rebuilds this exact model.
+        accepted = self._init_argument_names()
+        for key in [k for k in self.hparams if not k.startswith("_") and k not in accepted]:
+            del self.hparams[key]
+
+    @classmethod
+    def _init_argument_names(cls) -> set[str]:
+        names = set()
+        for klass in cls.__mro__:
+            if "__init__" in vars(klass) and issubclass(klass, ZooModule):
+                params = inspect.signature(klass.__init__).parameters.values()
+                names |= {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+        return names - {"self"}
 
     # -- input ------------------------------------------------------------------------------------
     @property

@@ -22,7 +22,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 import datamodules  # noqa: F401  (makes every datamodule selectable by class name)
 import zoo  # noqa: F401  (makes every model selectable by class name)
-from datamodules.base import ZooDataModule
+from datamodules.base import DataNotFoundError, ZooDataModule
 from zoo.base import ZooModule
 from zoo.callbacks import EpochLineProgressBar
 
@@ -103,12 +103,21 @@ class ZooCLI(LightningCLI):
 
 
 def main(args=None) -> ZooCLI:
-    """Entry point of ``train.py`` and of the ``zoo-train`` command."""
-    return ZooCLI(
-        ZooModule,
-        ZooDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        save_config_kwargs={"overwrite": True},
-        args=args,
-    )
+    """Entry point of ``train.py`` and of the ``zoo-train`` command.
+
+    A dataset that cannot be found ends the run with its message (where to put the files) and exit
+    status 1, not a traceback.
+    """
+    try:
+        return ZooCLI(
+            ZooModule,
+            ZooDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+            args=args,
+        )
+    except DataNotFoundError as e:
+        if args is not None:  # called from Python: let the caller handle it
+            raise
+        sys.exit(f"error: {e}")

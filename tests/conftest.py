@@ -1,0 +1,138 @@
+"""Shared fixtures: dataset files in their real on-disk formats, real-data lookup, and no network.
+
+Fixture files are tiny but byte-for-byte in the official formats (IDX, gzipped and raw; CIFAR-10's
+python pickle batches), so the parsing code that reads the real datasets is what runs here.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.error import URLError
+
+import numpy as np
+import pytest
+
+import datamodules.vision as vision
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE_TRAIN, FIXTURE_TEST = 160, 80  # images per split in the fixture datasets
+
+
+# --------------------------------------------------------------------------------------------------
+# Writers for the real formats
+# --------------------------------------------------------------------------------------------------
+def write_idx(path: Path, array: np.ndarray) -> Path:
+    """Write ``array`` (uint8) as an IDX file; gzipped when ``path`` ends in .gz."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + array.tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".gz":
+        with gzip.open(path, "wb") as f:
+            f.write(data)
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def write_idx_dataset(folder: Path, rng: np.random.Generator, gz: bool) -> dict[str, np.ndarray]:
+    """The four MNIST-style files in ``folder``; returns the arrays written."""
+    ext = ".gz" if gz else ""
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (FIXTURE_TRAIN, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte": np.arange(FIXTURE_TRAIN, dtype=np.uint8) % 10,
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (FIXTURE_TEST, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte": rng.permutation(np.arange(FIXTURE_TEST, dtype=np.uint8) % 10),
+    }
+    for name, array in arrays.items():
+        write_idx(folder / f"{name}{ext}", array)
+    return arrays
+
+
+def write_cifar10(folder: Path, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """CIFAR-10 python batches (pickled dicts with 'data' (N, 3072) uint8 and 'labels') in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    per_batch = FIXTURE_TRAIN // 5
+    train_x, train_y = [], []
+    for i in range(1, 6):
+        data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
+        labels = [int(v) for v in rng.integers(0, 10, per_batch)]
+        entry = {"batch_label": f"training batch {i} of 5", "labels": labels, "data": data, "filenames": []}
+        (folder / f"data_batch_{i}").write_bytes(pickle.dumps(entry, protocol=2))
+        train_x.append(data)
+        train_y += labels
+    test_x = rng.integers(0, 256, (FIXTURE_TEST, 3072), dtype=np.uint8)
+    test_y = [int(v) for v in rng.integers(0, 10, FIXTURE_TEST)]
+    entry = {"batch_label": "testing batch 1 of 1", "labels": test_y, "data": test_x, "filenames": []}
+    (folder / "test_batch").write_bytes(pickle.dumps(entry, protocol=2))
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    meta = {"num_cases_per_batch": per_batch, "label_names": names, "num_vis": 3072}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    return {
+        "train_x": np.concatenate(train_x).reshape(-1, 3, 32, 32),
+        "train_y": np.array(train_y),
+        "test_x": test_x.reshape(-1, 3, 32, 32),
+        "test_y": np.array(test_y),
+    }
+
+
+@dataclass
+class VisionFixtures:
+    root: Path  # torchvision layout: MNIST/raw (raw IDX), FashionMNIST/raw (.gz), cifar-10-batches-py
+    mnist: dict[str, np.ndarray]
+    fashion: dict[str, np.ndarray]
+    cifar: dict[str, np.ndarray]
+
+
+@pytest.fixture(scope="session")
+def vision_root(tmp_path_factory: pytest.TempPathFactory) -> VisionFixtures:
+    """A data root in torchvision's layout holding tiny MNIST, Fashion-MNIST and CIFAR-10 in their real formats."""
+    root = tmp_path_factory.mktemp("vision-data")
+    rng = np.random.default_rng(0)
+    return VisionFixtures(
+        root=root,
+        mnist=write_idx_dataset(root / "MNIST" / "raw", rng, gz=False),
+        fashion=write_idx_dataset(root / "FashionMNIST" / "raw", rng, gz=True),
+        cifar=write_cifar10(root / "cifar-10-batches-py", rng),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Isolation: no network, no writes to ./data
+# --------------------------------------------------------------------------------------------------
+def _offline(*args, **kwargs):
+    raise URLError("network disabled in the test suite")
+
+
+@pytest.fixture(autouse=True)
+def _no_network_and_private_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(vision, "download_url", _offline)
+    monkeypatch.setattr(vision, "download_and_extract_archive", _offline)
+    monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path / "data"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Real data
+# --------------------------------------------------------------------------------------------------
+def require_real_data(present: bool, what: str) -> None:
+    """Skip when a real dataset is absent, or fail when ZOO_REQUIRE_REAL_DATA=1 (as in CI)."""
+    if present:
+        return
+    if os.environ.get("ZOO_REQUIRE_REAL_DATA") == "1":
+        pytest.fail(f"{what} is absent and ZOO_REQUIRE_REAL_DATA=1 requires it")
+    pytest.skip(f"{what} is absent (set ZOO_REQUIRE_REAL_DATA=1 to fail instead)")
+
+
+@pytest.fixture(scope="session")
+def real_fashion_mnist() -> Path:
+    """Folder of the real Fashion-MNIST files: $ZOO_FASHION_MNIST_DIR, else Debian's dataset-fashion-mnist."""
+    folder = Path(os.environ.get("ZOO_FASHION_MNIST_DIR") or vision.FashionMNISTDataModule.system_dirs[0])
+    names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    present = all((folder / n).is_file() or (folder / f"{n}.gz").is_file() for n in names)
+    require_real_data(present, f"Fashion-MNIST in {folder} (apt-get install dataset-fashion-mnist)")
+    return folder

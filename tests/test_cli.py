@@ -1,0 +1,142 @@
+"""train.py end to end: every recipe in configs/, class selection, links, checkpoints, subcommands."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import zoo
+from zoo.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+
+
+def run_cli(*args: str, cwd: Path, data_root: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    if data_root is not None:
+        env["ZOO_DATA_DIR"] = str(data_root)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+    if check:
+        assert proc.returncode == 0, f"train.py {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def test_every_recipe_is_tested():
+    assert len(CONFIGS) >= 6
+    names = {c.stem for c in CONFIGS}
+    assert {"lenet5_digits", "mlp_blobs", "linear_regression_synthetic", "simple_cnn_fashionmnist"} <= names
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_recipe_fast_dev_run(config, tmp_path, vision_root):
+    """Every recipe runs; Fashion-MNIST recipes read the fixture files ($ZOO_DATA_DIR comes first)."""
+    proc = run_cli("fit", "--config", str(config), "--trainer.fast_dev_run=true", cwd=tmp_path, data_root=vision_root.root)
+    recipe = yaml.safe_load(config.read_text())
+    if recipe.get("test_after_fit"):
+        assert "test/loss" in proc.stdout
+
+
+def test_recipes_name_real_classes():
+    for config in CONFIGS:
+        recipe = yaml.safe_load(config.read_text())
+        model_path = recipe["model"]["class_path"]
+        assert model_path.startswith("zoo.") and issubclass(getattr(zoo, model_path.split(".")[1]), zoo.ZooModule)
+        assert recipe["data"]["class_path"].startswith("datamodules.")
+
+
+def test_short_class_names_and_links_from_data(tmp_path, vision_root):
+    """--model LeNet5 --data CIFAR10DataModule: in_channels=3, image_size=32 and num_classes come from the data."""
+    run_cli(
+        "fit", "--model", "LeNet5", "--data", "CIFAR10DataModule", "--trainer.max_epochs=1",
+        "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1", "--data.batch_size=16",
+        cwd=tmp_path, data_root=vision_root.root,
+    )  # fmt: skip
+    ckpt = next((tmp_path / "lightning_logs").rglob("last.ckpt"))
+    hparams = torch.load(ckpt, weights_only=True)["hyper_parameters"]
+    assert (hparams["in_channels"], hparams["image_size"], hparams["num_classes"]) == (3, 32, 10)
+    module, name = hparams["_class_path"].rsplit(".", 1)
+    assert getattr(__import__(module, fromlist=[name]), name) is zoo.LeNet5
+
+
+def test_full_class_paths(tmp_path, vision_root):
+    proc = run_cli(
+        "fit", "--model", "zoo.SimpleCNN", "--data", "datamodules.FashionMNISTDataModule",
+        "--trainer.fast_dev_run=true", cwd=tmp_path, data_root=vision_root.root,
+    )  # fmt: skip
+    assert proc.returncode == 0
+
+
+def test_print_config_is_a_loadable_recipe(tmp_path):
+    proc = run_cli("fit", "--config", str(REPO / "configs" / "lenet5_digits.yaml"), "--print_config", cwd=tmp_path)
+    printed = yaml.safe_load(proc.stdout)
+    assert printed["model"]["class_path"] == "zoo.LeNet5"
+    assert printed["data"]["init_args"]["image_size"] == 32
+    assert printed["trainer"]["max_epochs"] == 20
+    (tmp_path / "printed.yaml").write_text(proc.stdout)
+    run_cli("fit", "--config", "printed.yaml", "--trainer.fast_dev_run=true", cwd=tmp_path)
+
+
+def test_help_lists_models_and_datamodules(tmp_path):
+    out = run_cli("fit", "--help", cwd=tmp_path).stdout
+    for name in ["LeNet5", "SimpleCNN", "MLP", "LinearRegression"]:
+        assert f"zoo.{name}" in out or f".{name}" in out, name
+    for name in ["FashionMNISTDataModule", "MNISTDataModule", "CIFAR10DataModule", "DigitsDataModule", "BlobsDataModule"]:
+        assert name in out, name
+    assert "--test_after_fit" in out and "--trainer.max_epochs" in out
+
+
+def test_fit_keeps_best_and_last_then_test_resume_and_predict(tmp_path):
+    config = str(REPO / "configs" / "lenet5_digits.yaml")
+    fit = run_cli("fit", "--config", config, "--trainer.max_epochs=2", cwd=tmp_path)
+    ckpt_dir = next((tmp_path / "lightning_logs").rglob("checkpoints"))
+    names = sorted(p.name for p in ckpt_dir.iterdir())
+    assert "last.ckpt" in names and len(names) == 2, names  # the best epoch by val/acc, plus last
+    best = next(p for p in ckpt_dir.iterdir() if p.name != "last.ckpt")
+    assert "test/acc" in fit.stdout  # test_after_fit: true in the recipe
+    assert f"zoo.LeNet5.load_from_checkpoint('{best}')" in fit.stdout
+
+    model = zoo.LeNet5.load_from_checkpoint(best, weights_only=True)
+    assert model.input_shape == (1, 32, 32)  # image_size linked from DigitsDataModule(image_size=32)
+
+    test = run_cli("test", "--config", config, "--ckpt_path", str(best), cwd=tmp_path)
+    assert "test/acc" in test.stdout
+
+    last = ckpt_dir / "last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == 1
+    run_cli("fit", "--config", config, "--trainer.max_epochs=3", "--ckpt_path", str(last), cwd=tmp_path)
+    resumed = sorted((tmp_path / "lightning_logs").rglob("last.ckpt"), key=lambda p: p.stat().st_mtime)[-1]
+    state = torch.load(resumed, weights_only=True)
+    assert state["epoch"] == 2  # continued from epoch 1: one more epoch, not three
+    assert state["optimizer_states"][0]["state"], "optimizer state restored and stepped"
+
+    run_cli("predict", "--config", config, "--ckpt_path", str(best), cwd=tmp_path)
+
+
+def test_in_process_cli_returns_trained_objects(tmp_path):
+    cli = main(
+        ["fit", "--config", str(REPO / "configs" / "mlp_blobs.yaml"), "--trainer.max_epochs=1",
+         f"--trainer.default_root_dir={tmp_path}", "--test_after_fit=false"]
+    )  # fmt: skip
+    assert isinstance(cli.model, zoo.MLP) and cli.model.binary
+    assert cli.model.hparams.in_features == 2  # linked from BlobsDataModule.input_shape
+    assert cli.trainer.current_epoch == 1
+    assert "val/acc" in cli.trainer.callback_metrics
+
+
+def test_missing_data_offline_is_one_clear_error(tmp_path):
+    proc = run_cli(
+        "fit", "--model", "LeNet5", "--data", "MNISTDataModule", "--data.download=false",
+        "--data.data_dir", str(tmp_path / "nowhere"), cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "MNIST not found" in proc.stderr
+    assert str(tmp_path / "nowhere" / "MNIST" / "raw") in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "nowhere").exists()

@@ -1,0 +1,215 @@
+"""Every registered model, parametrized: shapes, gradients, a fast_dev_run fit, checkpoint round trip, input checks."""
+
+import inspect
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+import zoo
+
+MODELS = zoo.list_models()
+
+
+def make_batch(model: zoo.ZooModule, n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random batch of the model's input shape with targets of the right kind."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, *model.input_shape, generator=g)
+    if isinstance(model, zoo.ClassifierModule):
+        y = torch.randint(0, model.num_classes, (n,), generator=g)
+    else:
+        y = torch.randn(n, model.linear.out_features, generator=g)
+    return x, y
+
+
+def output_width(model: zoo.ZooModule) -> int:
+    return model.num_outputs if isinstance(model, zoo.ClassifierModule) else model.linear.out_features
+
+
+def quiet_trainer(**kwargs) -> L.Trainer:
+    defaults = dict(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    return L.Trainer(**{**defaults, **kwargs})
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_forward_backward_shapes_and_finite_gradients(name):
+    model = zoo.create_model(name)
+    x, y = make_batch(model)
+    out = model(x)
+    assert out.shape == (8, output_width(model))
+    assert torch.isfinite(out).all()
+    loss = model.compute_loss(out, y)
+    loss.backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, f"{pname} got no gradient"
+        assert torch.isfinite(p.grad).all(), f"{pname} has a non-finite gradient"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_example_input_array_matches_input_shape(name):
+    model = zoo.create_model(name)
+    assert model.example_input_array.shape == (2, *model.input_shape)
+    assert model(model.example_input_array).shape == (2, output_width(model))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_fast_dev_run_fit(name):
+    model = zoo.create_model(name)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    loader = DataLoader(TensorDataset(*make_batch(model, 16)), batch_size=8)
+    trainer = quiet_trainer(fast_dev_run=True)
+    trainer.fit(model, train_dataloaders=loader, val_dataloaders=loader)
+    trainer.test(model, dataloaders=loader)
+    assert trainer.state.finished
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items()), "no parameter changed"
+    assert "test/loss" in trainer.callback_metrics
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_checkpoint_round_trip_is_exact_and_weights_only(name, tmp_path):
+    model = zoo.create_model(name)
+    loader = DataLoader(TensorDataset(*make_batch(model, 16)), batch_size=8)
+    trainer = quiet_trainer(max_steps=2, default_root_dir=tmp_path, enable_checkpointing=False)
+    trainer.fit(model, train_dataloaders=loader)
+    path = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(path)
+
+    raw = torch.load(path, weights_only=True)  # primitive hyperparameters only: no pickled objects
+    assert raw["hyper_parameters"] == dict(model.hparams)
+
+    loaded = type(model).load_from_checkpoint(path, weights_only=True)
+    assert type(loaded) is type(model)
+    x, _ = make_batch(model)
+    model.eval()
+    loaded.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+
+
+def _is_primitive(value) -> bool:
+    if isinstance(value, (list, tuple)):
+        return all(_is_primitive(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_primitive(v) for k, v in value.items())
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_hyperparameters_are_primitive_and_documented(name):
+    model = zoo.create_model(name)
+    cls = type(model)
+    assert _is_primitive(dict(model.hparams))
+    params = [p for p in inspect.signature(cls.__init__).parameters.values() if p.kind == p.KEYWORD_ONLY]
+    assert params and set(p.name for p in params) <= set(model.hparams)
+    args_section = cls.__doc__.split("Args:", 1)[1]
+    for key in model.hparams:
+        assert f"\n        {key}:" in args_section, f"{cls.__name__} docstring has no Args: line for {key!r}"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_wrong_dtype_is_a_clear_error(name):
+    model = zoo.create_model(name)
+    x = torch.zeros(2, *model.input_shape, dtype=torch.uint8)
+    with pytest.raises(ValueError, match=r"expects a floating-point tensor of shape \(B, "):
+        model(x)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_wrong_shape_is_a_clear_error(name):
+    model = zoo.create_model(name)
+    shape = list(model.input_shape)
+    shape[0] += 1  # one channel / feature too many
+    with pytest.raises(ValueError, match=r"expects input of shape \(B, .*got \(2, "):
+        model(torch.zeros(2, *shape))
+    with pytest.raises(ValueError, match="expects input of shape"):
+        model(torch.zeros(*model.input_shape))  # no batch dimension
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if issubclass(zoo.get_model_class(n), zoo.ClassifierModule)])
+def test_classifier_api_features_head_and_reset(name):
+    model = zoo.create_model(name).eval()
+    x, _ = make_batch(model)
+    features = model.forward_features(x)
+    assert features.shape == (8, model.num_features)
+    assert torch.equal(model.forward_head(features), model(x))
+
+    model.reset_classifier(3)
+    assert model(x).shape == (8, 3)
+    assert model.num_features == features.shape[1]
+    assert model.hparams.num_classes == 3
+    probs = model.predict_step((x,), 0)
+    assert probs.shape == (8, 3)
+    assert torch.allclose(probs.sum(-1), torch.ones(8))
+
+
+def test_lenet5_matches_the_paper():
+    model = zoo.LeNet5(in_channels=1, image_size=32, num_classes=10)
+    # C1 156 + C3 2,416 + C5 48,120 + F6 10,164 + output 850 (dense C3, as in most reimplementations)
+    assert sum(p.numel() for p in model.parameters()) == 61_706
+    x = torch.randn(2, 1, 32, 32)
+    assert model.features[:3](x).shape == (2, 6, 14, 14)  # C1 + S2
+    assert model.features[:6](x).shape == (2, 16, 5, 5)  # C3 + S4
+    padded = zoo.LeNet5(image_size=28)
+    assert padded.features[0].padding == (2, 2)
+    assert sum(p.numel() for p in padded.parameters()) == 61_706
+
+
+@pytest.mark.parametrize("size", [8, 30, 64])
+def test_lenet5_refuses_other_sizes(size):
+    with pytest.raises(ValueError, match="28x28 or 32x32"):
+        zoo.LeNet5(image_size=size)
+
+
+@pytest.mark.parametrize("size,flat", [(28, 320), (32, 500)])
+def test_simple_cnn_feature_sizes(size, flat):
+    model = zoo.SimpleCNN(image_size=size, in_channels=3)
+    assert model.features[-3].in_features == flat  # fc 50 reads 20 x side x side
+    assert model(torch.randn(2, 3, size, size)).shape == (2, 10)
+
+
+def test_mlp_flattens_images_and_binary_mode():
+    model = zoo.MLP(in_features=784, hidden_sizes=[32, 16])
+    assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+    assert model(torch.randn(3, 784)).shape == (3, 10)
+    binary = zoo.MLP(in_features=2, num_classes=2, binary=True)
+    logits = binary(torch.randn(5, 2))
+    assert logits.shape == (5, 1)
+    loss = binary.compute_loss(logits, torch.tensor([0, 1, 0, 1, 1]))
+    assert loss.ndim == 0 and loss > 0
+    with pytest.raises(ValueError, match="binary=True needs num_classes=2"):
+        zoo.MLP(in_features=2, num_classes=3, binary=True)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"optimizer": "lbfgs"}, "optimizer must be one of"),
+        ({"scheduler": "warp"}, "scheduler must be one of"),
+        ({"lr": 0.0}, "lr must be > 0"),
+        ({"num_classes": 1}, "num_classes must be >= 2"),
+        ({"activation": "swish2"}, "activation must be one of"),
+        ({"pooling": "median"}, "pooling must be"),
+    ],
+)
+def test_bad_arguments_are_clear_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        zoo.LeNet5(**kwargs)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+@pytest.mark.parametrize("scheduler", ["none", "cosine", "onecycle", "plateau"])
+def test_optimizers_and_schedulers(optimizer, scheduler):
+    model = zoo.create_model("mlp", in_features=4, num_classes=3, optimizer=optimizer, scheduler=scheduler, lr=0.01, weight_decay=0.1)
+    loader = DataLoader(TensorDataset(torch.randn(32, 4), torch.randint(0, 3, (32,))), batch_size=8)
+    trainer = quiet_trainer(max_epochs=2, enable_checkpointing=False)
+    trainer.fit(model, train_dataloaders=loader, val_dataloaders=loader)
+    opt = trainer.optimizers[0]
+    assert type(opt).__name__.lower() == optimizer
+    decay, no_decay = opt.param_groups
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert all(p.ndim >= 2 for p in decay["params"]) and all(p.ndim < 2 for p in no_decay["params"])
+    if scheduler == "cosine":
+        assert opt.param_groups[0]["lr"] < 0.01 * 0.01  # decayed to (almost) nothing by the end of the run
+    if scheduler == "onecycle":
+        assert opt.param_groups[0]["lr"] < 0.01 * 0.1  # annealed far below its peak
