@@ -100,7 +100,10 @@ def test_fit_keeps_best_and_last_then_test_resume_and_predict(tmp_path):
     assert "last.ckpt" in names and len(names) == 2, names  # the best epoch by val/acc, plus last
     best = next(p for p in ckpt_dir.iterdir() if p.name != "last.ckpt")
     assert "test/acc" in fit.stdout  # test_after_fit: true in the recipe
-    assert f"zoo.LeNet5.load_from_checkpoint('{best}')" in fit.stdout
+    epoch_lines = [ln for ln in fit.stdout.splitlines() if ln.startswith("Epoch ")]
+    assert [ln.split()[1] for ln in epoch_lines] == ["1/2", "2/2"]  # one line per epoch when not on a terminal
+    assert "val/acc=" in epoch_lines[-1] and "\r" not in fit.stdout
+    assert f"zoo.LeNet5.load_from_checkpoint('{best.relative_to(tmp_path)}')" in fit.stdout
 
     model = zoo.LeNet5.load_from_checkpoint(best, weights_only=True)
     assert model.input_shape == (1, 32, 32)  # image_size linked from DigitsDataModule(image_size=32)
@@ -140,3 +143,15 @@ def test_missing_data_offline_is_one_clear_error(tmp_path):
     assert str(tmp_path / "nowhere" / "MNIST" / "raw") in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_cli_optimizer_and_scheduler_replace_the_models_own(tmp_path):
+    cli = main(
+        ["fit", "--config", str(REPO / "configs" / "mlp_blobs.yaml"), "--trainer.max_epochs=2",
+         f"--trainer.default_root_dir={tmp_path}", "--test_after_fit=false",
+         "--optimizer", "SGD", "--optimizer.lr", "0.2", "--lr_scheduler", "StepLR", "--lr_scheduler.step_size", "1",
+         "--lr_scheduler.gamma", "0.5"]
+    )  # fmt: skip
+    optimizer = cli.trainer.optimizers[0]
+    assert isinstance(optimizer, torch.optim.SGD)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.2 * 0.5**2)  # stepped once per epoch

@@ -118,6 +118,11 @@ class ZooModule(L.LightningModule):
         return x
 
     # -- steps (subclasses define loss and metrics) -------------------------------------------------
+    def _set_stage_metrics(self, collection: MetricCollection) -> None:
+        """One copy of ``collection`` per stage, logged as ``train/...``, ``val/...``, ``test/...``."""
+        for stage in _STAGES:
+            setattr(self, f"{stage}_metrics", collection.clone(prefix=f"{stage}/"))
+
     def _metrics(self, stage: str) -> MetricCollection:
         return getattr(self, f"{stage}_metrics")
 
@@ -233,9 +238,7 @@ class ClassifierModule(ZooModule):
             metrics = {"acc": MulticlassAccuracy(self.num_classes, average="micro")}
             if self.num_classes > 5:
                 metrics["acc_top5"] = MulticlassAccuracy(self.num_classes, top_k=5, average="micro")
-        collection = MetricCollection(metrics)
-        for stage in _STAGES:
-            setattr(self, f"{stage}_metrics", collection.clone(prefix=f"{stage}/"))
+        self._set_stage_metrics(MetricCollection(metrics))
 
     # -- timm's API ---------------------------------------------------------------------------------
     @property
@@ -304,9 +307,7 @@ class RegressorModule(ZooModule):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        collection = MetricCollection({"mae": MeanAbsoluteError(), "rmse": MeanSquaredError(squared=False)})
-        for stage in _STAGES:
-            setattr(self, f"{stage}_metrics", collection.clone(prefix=f"{stage}/"))
+        self._set_stage_metrics(MetricCollection({"mae": MeanAbsoluteError(), "rmse": MeanSquaredError(squared=False)}))
 
     def compute_loss(self, output: Tensor, target: Tensor) -> Tensor:
         return F.mse_loss(output, target)

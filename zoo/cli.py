@@ -14,6 +14,7 @@ path (``--model zoo.LeNet5``). On top of Lightning's CLI it
 from __future__ import annotations
 
 import math
+import os
 import sys
 import warnings
 
@@ -42,6 +43,14 @@ def _image_size(shape: tuple[int, ...]) -> int | None:
 
 def _num_features(shape: tuple[int, ...]) -> int:
     return math.prod(shape)
+
+
+def _relative(path: str) -> str:
+    """``path`` relative to the working directory when it lies below it, for copy-pasteable commands."""
+    if not path:
+        return path
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
 
 
 class ZooCLI(LightningCLI):
@@ -88,6 +97,7 @@ class ZooCLI(LightningCLI):
             trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if best else None)
         if not best or not trainer.is_global_zero:
             return
+        best, last = _relative(best), _relative(checkpoint.last_model_path)
         cls = type(self.model)
         score = checkpoint.best_model_score
         configs = self._get(self.config, "config") or []
@@ -97,8 +107,8 @@ class ZooCLI(LightningCLI):
             f"  load in Python: model = {cls.__module__.split('.')[0]}.{cls.__name__}.load_from_checkpoint({str(best)!r})",
             f"  evaluate:       python train.py test {config} --ckpt_path {best}",
         ]
-        if checkpoint.last_model_path:
-            lines.append(f"  resume:         python train.py fit {config} --ckpt_path {checkpoint.last_model_path}")
+        if last:
+            lines.append(f"  resume:         python train.py fit {config} --ckpt_path {last}")
         print("\n".join(lines), flush=True)
 
 
