@@ -245,12 +245,15 @@ class ImageDataModule(ZooDataModule):
             x = random_crop(x, self.random_crop_padding)
             if self.horizontal_flip:
                 x = random_horizontal_flip(x)
-        mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        mean, std = self._channel_stats(x)
         return (x - mean) / std
 
     def denormalize(self, x: Tensor) -> Tensor:
         """Inverse of the normalization in ``preprocess``: model input -> pixels in [0, 1]."""
-        mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        mean, std = self._channel_stats(x)
         return x * std + mean
+
+    def _channel_stats(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``mean`` and ``std`` as (1, C, 1, 1) tensors on ``x``'s device and dtype."""
+        to = {"device": x.device, "dtype": x.dtype}
+        return torch.tensor(self.mean, **to).view(1, -1, 1, 1), torch.tensor(self.std, **to).view(1, -1, 1, 1)
