@@ -309,5 +309,10 @@ class RegressorModule(ZooModule):
         super().__init__(**kwargs)
         self._set_stage_metrics(MetricCollection({"mae": MeanAbsoluteError(), "rmse": MeanSquaredError(squared=False)}))
 
+    @property
+    def num_outputs(self) -> int:
+        """Number of predicted values per sample, the width of ``forward``'s output."""
+        raise NotImplementedError
+
     def compute_loss(self, output: Tensor, target: Tensor) -> Tensor:
         return F.mse_loss(output, target)

@@ -47,6 +47,10 @@ class LinearRegression(RegressorModule):
         return (self.linear.in_features,)
 
     @property
+    def num_outputs(self) -> int:
+        return self.linear.out_features
+
+    @property
     def weight(self) -> Tensor:
         """Learned coefficients, (out_features, in_features)."""
         return self.linear.weight
