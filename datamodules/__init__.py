@@ -6,6 +6,7 @@ Each datamodule exposes ``num_classes``, ``input_shape``, ``class_names`` and ``
 
 from datamodules.base import DataNotFoundError, ImageDataModule, InMemoryDataset, ZooDataModule
 from datamodules.tabular import BlobsDataModule, DigitsDataModule, LinearRegressionDataModule
+from datamodules.text import IMDBDataModule, TextDataModule, Tokenizer
 from datamodules.vision import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule
 
 __all__ = [
@@ -14,9 +15,12 @@ __all__ = [
     "DataNotFoundError",
     "DigitsDataModule",
     "FashionMNISTDataModule",
+    "IMDBDataModule",
     "ImageDataModule",
     "InMemoryDataset",
     "LinearRegressionDataModule",
     "MNISTDataModule",
+    "TextDataModule",
+    "Tokenizer",
     "ZooDataModule",
 ]

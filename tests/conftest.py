@@ -81,6 +81,27 @@ def write_cifar10(folder: Path, rng: np.random.Generator) -> dict[str, np.ndarra
     }
 
 
+IMDB_WORDS = {
+    "pos": ["great", "wonderful", "loved", "brilliant", "superb", "moving"],
+    "neg": ["awful", "boring", "hated", "terrible", "dull", "waste"],
+}
+IMDB_FILLER = ["the", "film", "was", "a", "story", "acting", "and", "plot", "of", "this", "movie", "it"]
+
+
+def write_aclimdb(folder: Path, per_class: int = 24, seed: int = 0) -> None:
+    """aclImdb's layout: {train,test}/{pos,neg}/<id>_<rating>.txt, one review per file, with <br /> breaks."""
+    rng = np.random.default_rng(seed)
+    for split in ("train", "test"):
+        for label, words in IMDB_WORDS.items():
+            (folder / split / label).mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                n = int(rng.integers(5, 40))
+                text = [str(rng.choice(IMDB_FILLER + words)) for _ in range(n)] + [str(rng.choice(words))]
+                rating = int(rng.integers(7, 11)) if label == "pos" else int(rng.integers(1, 5))
+                review = " ".join(text[: n // 2]).capitalize() + ".<br /><br />" + " ".join(text[n // 2 :]) + "!"
+                (folder / split / label / f"{i}_{rating}.txt").write_text(review, encoding="utf-8")
+
+
 @dataclass
 class VisionFixtures:
     root: Path  # torchvision layout: MNIST/raw (raw IDX), FashionMNIST/raw (.gz), cifar-10-batches-py
@@ -94,12 +115,14 @@ def vision_root(tmp_path_factory: pytest.TempPathFactory) -> VisionFixtures:
     """A data root in torchvision's layout holding tiny MNIST, Fashion-MNIST and CIFAR-10 in their real formats."""
     root = tmp_path_factory.mktemp("vision-data")
     rng = np.random.default_rng(0)
-    return VisionFixtures(
+    fixtures = VisionFixtures(
         root=root,
         mnist=write_idx_dataset(root / "MNIST" / "raw", rng, gz=False),
         fashion=write_idx_dataset(root / "FashionMNIST" / "raw", rng, gz=True),
         cifar=write_cifar10(root / "cifar-10-batches-py", rng),
     )
+    write_aclimdb(root / "aclImdb")  # text recipes read it from the same root
+    return fixtures
 
 
 # --------------------------------------------------------------------------------------------------

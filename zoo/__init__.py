@@ -15,12 +15,14 @@ from zoo.lenet import LeNet5
 from zoo.linear import LinearRegression
 from zoo.mlp import MLP
 from zoo.registry import create_model, get_model_class, list_models, register_model
+from zoo.rnn import RecurrentClassifier
 
 __all__ = [
     "MLP",
     "ClassifierModule",
     "LeNet5",
     "LinearRegression",
+    "RecurrentClassifier",
     "RegressorModule",
     "SimpleCNN",
     "ZooModule",

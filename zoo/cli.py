@@ -45,6 +45,19 @@ def _num_features(shape: tuple[int, ...]) -> int:
     return math.prod(shape)
 
 
+_SEQUENCE_LINKS = (
+    ("vocab_size", "vocab_size"),
+    ("tokenizer", "tokenizer"),
+    ("src_vocab_size", "src_vocab_size"),
+    ("tgt_vocab_size", "tgt_vocab_size"),
+    ("src_tokenizer", "src_tokenizer"),
+    ("tgt_tokenizer", "tgt_tokenizer"),
+    ("num_series", "input_size"),
+    ("window", "window"),
+    ("horizon", "horizon"),
+)
+
+
 def _relative(path: str) -> str:
     """``path`` relative to the working directory when it lies below it, for copy-pasteable commands."""
     if not path:
@@ -67,6 +80,10 @@ class ZooCLI(LightningCLI):
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         for target, fn in (("in_channels", _channels), ("image_size", _image_size), ("in_features", _num_features)):
             parser.link_arguments("data.input_shape", f"model.init_args.{target}", compute_fn=fn, apply_on="instantiate")
+        # Sequence data: vocabularies (as primitives, so checkpoints decode text), sizes and lengths. A link
+        # whose source the chosen datamodule lacks is skipped too.
+        for source, target in _SEQUENCE_LINKS:
+            parser.link_arguments(f"data.{source}", f"model.init_args.{target}", apply_on="instantiate")
 
     def instantiate_trainer(self, **kwargs):
         config = self._get(self.config_init, "trainer", default={})
