@@ -22,6 +22,12 @@ MODELS = [n for n in zoo.list_models() if issubclass(zoo.get_model_class(n), (zo
 # Cheaper builds of the large models for these tests (e.g. ImageNet networks on small images):
 # name -> create_model overrides. Their full-size configuration is tested in the family's own file.
 OVERRIDES: dict[str, dict] = {}
+# ImageNet vision networks: same layers, narrow and on small images (tests/test_vision_models.py runs them at 224 px).
+OVERRIDES["alexnet"] = {"image_size": 64, "classifier_width": 64, "num_classes": 10}
+for _name in ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"):
+    OVERRIDES[_name] = {"image_size": 32, "width": 8, "classifier_width": 64, "num_classes": 10}
+for _name in ("resnet18", "resnet34", "resnet50"):
+    OVERRIDES[_name] = {"image_size": 32, "widths": [8, 16, 32, 64], "num_classes": 10}
 
 
 def build(name: str, **kwargs) -> zoo.ZooModule:

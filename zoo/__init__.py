@@ -9,25 +9,41 @@ Every model is a ``lightning.LightningModule``: use it as a plain ``nn.Module`` 
 ``lightning.Trainer``; ``python train.py fit --config configs/<recipe>.yaml`` does the latter from the CLI.
 """
 
+from zoo.alexnet import AlexNet, AlexNetSmall
 from zoo.base import ClassifierModule, RegressorModule, ZooModule
 from zoo.cnn import SimpleCNN
+from zoo.image import ImageClassifier, ImagePreprocessing
 from zoo.lenet import LeNet5
 from zoo.linear import LinearRegression
 from zoo.mlp import MLP
+from zoo.pretrained import ImageNetWeights, PretrainedWeightsUnavailable, get_weights
 from zoo.registry import create_model, get_model_class, list_models, register_model
+from zoo.resnet import ResNet
 from zoo.rnn import RecurrentClassifier
+from zoo.vgg import VGG
+from zoo.vit import VisionTransformer
 
 __all__ = [
+    "AlexNet",
+    "AlexNetSmall",
+    "ImageClassifier",
+    "ImageNetWeights",
+    "ImagePreprocessing",
     "MLP",
     "ClassifierModule",
     "LeNet5",
     "LinearRegression",
+    "PretrainedWeightsUnavailable",
     "RecurrentClassifier",
     "RegressorModule",
+    "ResNet",
     "SimpleCNN",
+    "VGG",
+    "VisionTransformer",
     "ZooModule",
     "create_model",
     "get_model_class",
+    "get_weights",
     "list_models",
     "register_model",
 ]
