@@ -5,6 +5,7 @@ Each datamodule exposes ``num_classes``, ``input_shape``, ``class_names`` and ``
 """
 
 from datamodules.base import DataNotFoundError, ImageDataModule, InMemoryDataset, ZooDataModule
+from datamodules.rl import EnvironmentDataModule
 from datamodules.tabular import BlobsDataModule, DigitsDataModule, LinearRegressionDataModule
 from datamodules.text import IMDBDataModule, TextDataModule, Tokenizer
 from datamodules.vision import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule
@@ -14,6 +15,7 @@ __all__ = [
     "CIFAR10DataModule",
     "DataNotFoundError",
     "DigitsDataModule",
+    "EnvironmentDataModule",
     "FashionMNISTDataModule",
     "IMDBDataModule",
     "ImageDataModule",

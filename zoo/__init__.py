@@ -10,8 +10,11 @@ Every model is a ``lightning.LightningModule``: use it as a plain ``nn.Module`` 
 """
 
 from zoo.alexnet import AlexNet, AlexNetSmall
+from zoo import attacks
+from zoo.autoencoder import Autoencoder, ConvAutoencoder
 from zoo.base import ClassifierModule, RegressorModule, ZooModule
 from zoo.cnn import SimpleCNN
+from zoo.dqn import DQN, play
 from zoo.image import ImageClassifier, ImagePreprocessing
 from zoo.lenet import LeNet5
 from zoo.linear import LinearRegression
@@ -30,7 +33,10 @@ __all__ = [
     "ImageNetWeights",
     "ImagePreprocessing",
     "MLP",
+    "Autoencoder",
     "ClassifierModule",
+    "ConvAutoencoder",
+    "DQN",
     "LeNet5",
     "LinearRegression",
     "PretrainedWeightsUnavailable",
@@ -41,10 +47,12 @@ __all__ = [
     "VGG",
     "VisionTransformer",
     "ZooModule",
+    "attacks",
     "create_model",
     "get_model_class",
     "get_weights",
     "list_models",
+    "play",
     "register_model",
 ]
 __version__ = "0.1.0"

@@ -1,0 +1,107 @@
+"""What the image-generating models (autoencoders, GANs) share: pixel space and image logging.
+
+Zoo datamodules hand models *normalized* images, ``(pixels - mean) / std``; generated and reconstructed
+images are *pixels* in [0, 1]. ``GenerativeModule`` keeps the datamodule's per-channel ``mean``/``std`` in
+persistent buffers (copied from ``trainer.datamodule.normalization`` at setup, restored with every
+checkpoint) and converts between the two. Figures go to the logger when it takes images (TensorBoard,
+Weights & Biases), else to PNG files under the run's log folder.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from zoo.base import ZooModule
+
+__all__ = ["GenerativeModule", "figure_to_image", "save_or_log_image"]
+
+log = logging.getLogger(__name__)
+
+
+def figure_to_image(fig) -> Tensor:
+    """A matplotlib figure as a (3, H, W) uint8 tensor (rendered as PNG, Agg backend)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    buffer.seek(0)
+    array = np.array(Image.open(buffer).convert("RGB"))
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()  # (3, H, W)
+
+
+def save_or_log_image(module: ZooModule, name: str, image: Tensor) -> Path | None:
+    """Log ``image`` ((C, H, W) uint8 or float in [0, 1]) to the trainer's logger if it takes images,
+    else save it as ``<log_dir>/images/<name>_epoch<NNN>.png``; returns the file written, if any."""
+    trainer = module.trainer
+    if image.dtype != torch.uint8:
+        image = (image.clamp(0, 1) * 255).round().to(torch.uint8)
+    image = image.cpu()
+    epoch = trainer.current_epoch
+    for logger in trainer.loggers:
+        experiment = getattr(logger, "experiment", None)
+        if hasattr(experiment, "add_image"):  # TensorBoard
+            experiment.add_image(name, image, global_step=trainer.global_step)
+            return None
+        if hasattr(logger, "log_image"):  # Weights & Biases
+            logger.log_image(key=name, images=[image.permute(1, 2, 0).numpy()], step=trainer.global_step)
+            return None
+    from PIL import Image
+
+    folder = Path(trainer.log_dir or trainer.default_root_dir) / "images"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name.replace('/', '_')}_epoch{epoch:03d}.png"
+    array = image.permute(1, 2, 0).numpy()
+    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path)
+    return path
+
+
+class GenerativeModule(ZooModule):
+    """Base of the models that output images: pixel-space conversion from the datamodule's normalization.
+
+    Args:
+        in_channels: image channels.
+        image_size: side of the square images.
+        optimizer: "sgd", "adam" or "adamw".
+        lr: learning rate.
+        weight_decay: weight decay on the weight matrices and kernels.
+        momentum: SGD momentum.
+        scheduler: "none", "cosine", "onecycle" or "plateau"; see ``zoo.ZooModule``.
+    """
+
+    def __init__(self, *, in_channels: int = 1, image_size: int = 28, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if in_channels < 1 or image_size < 1:
+            raise ValueError(f"in_channels and image_size must be >= 1, got {in_channels}, {image_size}")
+        self.in_channels = in_channels
+        self.image_size = image_size
+        # Identity until a datamodule says otherwise; saved with the weights.
+        self.register_buffer("pixel_mean", torch.zeros(in_channels))
+        self.register_buffer("pixel_std", torch.ones(in_channels))
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.in_channels, self.image_size, self.image_size)
+
+    def setup(self, stage: str) -> None:
+        norm = getattr(getattr(self.trainer, "datamodule", None), "normalization", None) if self._trainer else None
+        if norm:
+            mean, std = torch.as_tensor(norm["mean"]), torch.as_tensor(norm["std"])
+            if mean.numel() in (1, self.in_channels):
+                self.pixel_mean.copy_(mean.expand(self.in_channels))
+                self.pixel_std.copy_(std.expand(self.in_channels))
+
+    def to_pixels(self, x: Tensor) -> Tensor:
+        """Normalized model input (B, C, H, W) -> pixels in [0, 1]."""
+        return (x * self.pixel_std.view(1, -1, 1, 1) + self.pixel_mean.view(1, -1, 1, 1)).clamp(0.0, 1.0)
+
+    def to_input(self, pixels: Tensor) -> Tensor:
+        """Pixels in [0, 1] (B, C, H, W) -> normalized model input."""
+        return (pixels - self.pixel_mean.view(1, -1, 1, 1)) / self.pixel_std.view(1, -1, 1, 1)
