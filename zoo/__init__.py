@@ -15,6 +15,7 @@ from zoo.autoencoder import Autoencoder, ConvAutoencoder
 from zoo.base import ClassifierModule, RegressorModule, ZooModule
 from zoo.cnn import SimpleCNN
 from zoo.dqn import DQN, play
+from zoo.gan import DCGAN, GAN, generate
 from zoo.image import ImageClassifier, ImagePreprocessing
 from zoo.lenet import LeNet5
 from zoo.linear import LinearRegression
@@ -36,7 +37,9 @@ __all__ = [
     "Autoencoder",
     "ClassifierModule",
     "ConvAutoencoder",
+    "DCGAN",
     "DQN",
+    "GAN",
     "LeNet5",
     "LinearRegression",
     "PretrainedWeightsUnavailable",
@@ -49,6 +52,7 @@ __all__ = [
     "ZooModule",
     "attacks",
     "create_model",
+    "generate",
     "get_model_class",
     "get_weights",
     "list_models",

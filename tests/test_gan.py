@@ -1,0 +1,213 @@
+"""GANs: the standard tests (shapes, fast_dev_run fit, exact weights-only checkpoint round trip,
+documented hyperparameters, input checks), two-optimizer manual optimization with d_steps, resume,
+generating (Python and command line) and the classifier-based quality metrics."""
+
+import inspect
+
+import lightning as L
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, TensorDataset
+
+import zoo
+from zoo.gan import GAN, GANModule, generate
+from zoo.gan_metrics import ClassifierFeatures, GANQualityMetrics, load_classifier
+
+NAMES = ["gan", "cgan", "dcgan"]
+SMALL = {"gan": dict(generator_sizes=[32], discriminator_sizes=[32]), "cgan": dict(generator_sizes=[32], discriminator_sizes=[32]),
+         "dcgan": dict(feature_maps=8)}  # fmt: skip
+
+
+def small(name, **kwargs) -> GANModule:
+    return zoo.create_model(name, **{**SMALL[name], "latent_dim": 16, "num_sample_images": 20, **kwargs})
+
+
+def loader(n=32, batch_size=8):
+    g = torch.Generator().manual_seed(0)
+    return DataLoader(TensorDataset(torch.randn(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)), batch_size=batch_size)
+
+
+def quiet_trainer(tmp_path, **kwargs) -> L.Trainer:
+    defaults = dict(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    return L.Trainer(**{**defaults, **kwargs})
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_generator_and_discriminator_shapes(name):
+    model = zoo.create_model(name)  # full size
+    assert model.example_input_array.shape == (2, model.latent_dim)
+    z = torch.randn(4, model.latent_dim)
+    labels = torch.tensor([0, 1, 2, 9]) if model.conditional else None
+    images = model(z, labels)
+    assert images.shape == (4, 1, 28, 28) and images.min() >= 0 and images.max() <= 1
+    assert model.discriminator(images * 2 - 1, labels).shape == (4, 1)
+    assert model.conditional == (name == "cgan")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fast_dev_run_fit_updates_both_networks(name, tmp_path):
+    model = small(name)
+    g_before = [p.clone() for p in model.generator.parameters()]
+    d_before = [p.clone() for p in model.discriminator.parameters()]
+    trainer = quiet_trainer(tmp_path, fast_dev_run=True)
+    trainer.fit(model, loader(), loader())
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, model.generator.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(d_before, model.discriminator.parameters()))
+    assert (int(model.d_updates), int(model.g_updates)) == (1, 1)
+    assert {"train/d_loss", "train/g_loss", "val/d_loss"} <= set(trainer.callback_metrics)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_checkpoint_round_trip_is_exact_and_weights_only(name, tmp_path):
+    model = small(name)
+    trainer = quiet_trainer(tmp_path, max_steps=4, enable_checkpointing=False)
+    trainer.fit(model, loader())
+    path = tmp_path / "gan.ckpt"
+    trainer.save_checkpoint(path)
+    assert torch.load(path, weights_only=True)["hyper_parameters"] == dict(model.hparams)
+    loaded = type(model).load_from_checkpoint(path, weights_only=True)
+    assert loaded.conditional == model.conditional
+    z = torch.randn(6, 16)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(z), loaded.eval()(z))
+    assert torch.equal(loaded.fixed_noise, model.fixed_noise)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_hyperparameters_are_primitive_and_documented(name):
+    model = zoo.create_model(name)
+    cls = type(model)
+    params = [p.name for p in inspect.signature(cls.__init__).parameters.values() if p.kind == p.KEYWORD_ONLY]
+    assert set(params) <= set(model.hparams)
+    args = cls.__doc__.split("Args:", 1)[1]
+    for key, value in model.hparams.items():
+        assert f"\n        {key}:" in args, key
+        assert value is None or isinstance(value, (bool, int, float, str, list))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_input_checks(name):
+    model = small(name)
+    with pytest.raises(ValueError, match=r"expects float noise of shape \(B, latent_dim=16\)"):
+        model(torch.randn(2, 17))
+    with pytest.raises(ValueError, match="expects float noise"):
+        model(torch.zeros(2, 16, dtype=torch.long))
+    if model.conditional:
+        with pytest.raises(ValueError, match=r"class ids in \[0, 10\)"):
+            model(torch.randn(2, 16), torch.tensor([0, 10]))
+    else:
+        with pytest.raises(ValueError, match="unconditional"):
+            model(torch.randn(2, 16), torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize("d_steps", [1, 3])
+def test_d_steps_discriminator_updates_per_generator_update(d_steps, tmp_path):
+    model = small("gan", d_steps=d_steps)
+    trainer = quiet_trainer(tmp_path, max_epochs=1, enable_checkpointing=False)
+    trainer.fit(model, loader(48))  # 6 batches
+    assert int(model.d_updates) == 6 and int(model.g_updates) == 6 // d_steps
+    assert trainer.global_step == 6 + 6 // d_steps  # one step per optimizer.step() in manual optimization
+
+
+def test_resume_restores_counters_buffers_and_optimizers(tmp_path):
+    L.seed_everything(0)
+    first = small("cgan", d_steps=2)
+    trainer = quiet_trainer(tmp_path, max_epochs=1)
+    trainer.fit(first, loader())  # 4 batches: 4 D and 2 G updates
+    ckpt = tmp_path / "mid.ckpt"
+    trainer.save_checkpoint(ckpt)
+
+    seen = {}
+
+    class Probe(L.Callback):
+        def on_train_start(self, trainer, module):
+            opt_g, opt_d = trainer.optimizers
+            seen.update(d=int(module.d_updates), g=int(module.g_updates), step=trainer.global_step, epoch=trainer.current_epoch,
+                        noise=torch.equal(module.fixed_noise, first.fixed_noise), adam_steps=int(opt_d.state[next(iter(opt_d.state))]["step"]))  # fmt: skip
+
+    resumed = small("cgan", d_steps=2)
+    resumed.fixed_noise.normal_()  # a fresh model's buffers differ until the checkpoint is restored
+    trainer = quiet_trainer(tmp_path, max_epochs=2, callbacks=[Probe()])
+    trainer.fit(resumed, loader(), ckpt_path=ckpt)
+    assert seen == dict(d=4, g=2, step=6, epoch=1, noise=True, adam_steps=4)
+    assert (int(resumed.d_updates), int(resumed.g_updates), trainer.global_step) == (8, 4, 12)
+
+
+def test_sample_grid_is_saved_each_epoch(tmp_path):
+    model = small("cgan")
+    trainer = L.Trainer(accelerator="cpu", max_epochs=2, enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=tmp_path, enable_checkpointing=False)  # fmt: skip
+    trainer.fit(model, loader())
+    images = tmp_path / "lightning_logs" / "version_0" / "images"
+    assert sorted(p.name for p in images.iterdir()) == ["samples_epoch000.png", "samples_epoch001.png"]
+    with Image.open(images / "samples_epoch000.png") as grid:
+        assert grid.size == (2 * 30 + 2, 10 * 30 + 2)  # 20 fixed samples: one row per class, 2 per row
+
+
+def test_generate_and_predict():
+    model = small("cgan")
+    images = generate(model, labels=[3, 7], n=4, seed=0)
+    assert images.shape == (8, 1, 28, 28)
+    assert torch.equal(images, generate(model, labels=[3, 7], n=4, seed=0))
+    with torch.no_grad():
+        z = torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
+        assert torch.equal(images, model.eval()(z, torch.tensor([3, 3, 3, 3, 7, 7, 7, 7])))
+    assert zoo.generate(small("gan"), n=5).shape == (5, 1, 28, 28)
+    with pytest.raises(ValueError, match="unconditional"):
+        zoo.generate(small("dcgan"), labels=[1])
+    x, y = torch.randn(3, 1, 28, 28), torch.tensor([1, 2, 3])
+    assert model.predict_step((x, y), 0).shape == (3, 1, 28, 28)
+
+
+def test_generate_command_writes_a_png_grid(tmp_path):
+    from zoo.generate import main
+
+    for name in ("cgan", "dcgan"):
+        model = small(name)
+        trainer = quiet_trainer(tmp_path, max_steps=2, enable_checkpointing=False)
+        trainer.fit(model, loader())
+        ckpt = tmp_path / f"{name}.ckpt"
+        trainer.save_checkpoint(ckpt)
+        out = tmp_path / f"{name}.png"
+        args = ["--checkpoint", str(ckpt), "--out", str(out), "--n", "4"] + (["--labels", "0", "5", "9"] if name == "cgan" else [])
+        main(args)
+        with Image.open(out) as grid:
+            assert grid.size == ((4 * 30 + 2, 3 * 30 + 2) if name == "cgan" else (2 * 30 + 2, 2 * 30 + 2))
+
+
+def test_quality_metrics_with_a_classifier_checkpoint(tmp_path):
+    classifier = zoo.create_model("lenet5")
+    cls_trainer = quiet_trainer(tmp_path, max_steps=1, enable_checkpointing=False)
+    cls_trainer.fit(classifier, loader())
+    cls_ckpt = tmp_path / "lenet5.ckpt"
+    cls_trainer.save_checkpoint(cls_ckpt)
+    with pytest.raises(ValueError, match="does not say which class"):
+        load_classifier(str(cls_ckpt))
+    assert isinstance(load_classifier(str(cls_ckpt), "zoo.LeNet5"), zoo.LeNet5)
+
+    metrics = GANQualityMetrics(str(cls_ckpt), classifier_class="zoo.LeNet5", num_samples=24, batch_size=10)
+    model = small("cgan")
+    trainer = quiet_trainer(tmp_path, max_epochs=1, callbacks=[metrics], enable_checkpointing=False, num_sanity_val_steps=0)
+    trainer.fit(model, loader(), loader(32))
+    fid, acc = float(trainer.callback_metrics["val/fid"]), float(trainer.callback_metrics["val/class_acc"])
+    assert fid > 0 and 0 <= acc <= 1
+
+    # class accuracy recomputed by hand is a multiple of 1/24 and FID of a set against itself is ~0
+    features = ClassifierFeatures(metrics.classifier)
+    assert features.num_features == 84 and features(torch.randn(2, 1, 28, 28)).shape == (2, 84)
+    assert (acc * 24) == pytest.approx(round(acc * 24))
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    same = FrechetInceptionDistance(feature=features)
+    real = torch.randn(200, 1, 28, 28)
+    same.update(real, real=True)
+    same.update(real, real=False)
+    assert abs(float(same.compute())) < 1e-3
+
+
+def test_gan_refuses_bad_arguments():
+    with pytest.raises(ValueError, match="scheduler must be 'none'"):
+        GAN(scheduler="cosine")
+    with pytest.raises(ValueError, match="divisible by 4"):
+        zoo.create_model("dcgan", image_size=30)

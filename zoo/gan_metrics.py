@@ -1,0 +1,124 @@
+"""GAN quality without Inception weights: a zoo classifier trained on the same data judges the samples.
+
+``GANQualityMetrics`` loads a zoo classifier checkpoint (say LeNet-5 trained with
+configs/lenet5_fashionmnist.yaml) and, at the end of each validation, generates ``num_samples`` images
+(the classes in turn, for a conditional GAN) and logs
+
+* ``val/class_acc``: the share of generated images that the classifier assigns to the class they were
+  asked for (conditional GANs only);
+* ``val/fid``: the Fréchet distance between the classifier's features (``forward_features``) of real
+  validation images and of generated ones: torchmetrics' ``FrechetInceptionDistance`` with the
+  classifier as its feature extractor. Lower is better; values are comparable only for the same classifier.
+
+The classifier must read the same normalization as the GAN's datamodule (train it on that datamodule).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+
+from zoo.base import ClassifierModule
+
+__all__ = ["ClassifierFeatures", "GANQualityMetrics", "load_classifier"]
+
+
+class ClassifierFeatures(nn.Module):
+    """A frozen zoo classifier as FID's feature extractor: normalized images (B, C, H, W) -> (B, num_features)."""
+
+    def __init__(self, classifier: ClassifierModule) -> None:
+        super().__init__()
+        self.classifier = classifier.eval().requires_grad_(False)
+        self.num_features = classifier.num_features
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier.forward_features(x)
+
+    def train(self, mode: bool = True) -> ClassifierFeatures:
+        return super().train(False)  # always in eval mode (dropout, batch-norm statistics)
+
+
+def load_classifier(path: str, class_path: str | None = None, map_location: str | torch.device = "cpu") -> ClassifierModule:
+    """A zoo classifier from a checkpoint, loaded with ``weights_only=True``. The class comes from
+    ``class_path`` ("zoo.LeNet5"), else from the checkpoint (the CLI records it as ``_class_path``)."""
+    if class_path is None:
+        hparams = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+        class_path = hparams.get("_class_path")
+        if class_path is None:
+            raise ValueError(f"{path} does not say which class it holds: pass its class path, e.g. 'zoo.LeNet5'")
+    module, name = class_path.rsplit(".", 1)
+    cls = getattr(importlib.import_module(module), name)
+    if not issubclass(cls, ClassifierModule):
+        raise TypeError(f"{class_path} is not a zoo classifier (ClassifierModule)")
+    return cls.load_from_checkpoint(path, map_location=map_location, weights_only=True).eval()
+
+
+class GANQualityMetrics(L.Callback):
+    """Log ``val/class_acc`` and ``val/fid`` of a GAN's samples, judged by a zoo classifier checkpoint.
+
+    Args:
+        classifier: path of a zoo classifier checkpoint trained on the GAN's data.
+        classifier_class: its class path ("zoo.LeNet5") when the checkpoint does not record it.
+        num_samples: real and generated images compared per validation.
+        every_n_epochs: compute the metrics every this many epochs.
+        batch_size: generated images per generator call.
+    """
+
+    def __init__(
+        self,
+        classifier: str,
+        classifier_class: str | None = None,
+        num_samples: int = 2000,
+        every_n_epochs: int = 1,
+        batch_size: int = 500,
+    ) -> None:
+        self.classifier_path = classifier
+        self.classifier_class = classifier_class
+        self.num_samples = num_samples
+        self.every_n_epochs = every_n_epochs
+        self.batch_size = batch_size
+        self.classifier: ClassifierModule | None = None
+        self.fid: FrechetInceptionDistance | None = None
+        self._real = 0
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.classifier is None:
+            self.classifier = load_classifier(self.classifier_path, self.classifier_class)
+            self.fid = FrechetInceptionDistance(feature=ClassifierFeatures(self.classifier), reset_real_features=True)
+
+    def _active(self, trainer: L.Trainer) -> bool:
+        return not trainer.sanity_checking and (trainer.current_epoch + 1) % self.every_n_epochs == 0
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.fid.to(pl_module.device)
+        self.fid.reset()
+        self._real = 0
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if not self._active(trainer) or self._real >= self.num_samples:
+            return
+        x = batch[0][: self.num_samples - self._real]  # (B, C, H, W), normalized by the datamodule
+        self.fid.update(x, real=True)
+        self._real += len(x)
+
+    @torch.no_grad()
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._active(trainer) or self._real < 2:
+            return
+        correct, made = 0, 0
+        while made < self.num_samples:
+            n = min(self.batch_size, self.num_samples - made)
+            z = torch.randn(n, pl_module.latent_dim, device=pl_module.device)
+            labels = (torch.arange(made, made + n, device=pl_module.device) % pl_module.num_classes) if pl_module.conditional else None
+            images = pl_module.to_input(pl_module(z, labels))  # generated pixels, normalized like the real ones
+            self.fid.update(images, real=False)
+            if labels is not None:
+                correct += int((self.classifier(images).argmax(dim=1) == labels).sum())
+            made += n
+        pl_module.log("val/fid", self.fid.compute().float(), prog_bar=True)
+        if pl_module.conditional:
+            pl_module.log("val/class_acc", correct / made, prog_bar=True)
