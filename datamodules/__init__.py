@@ -5,6 +5,7 @@ Each datamodule exposes ``num_classes``, ``input_shape``, ``class_names`` and ``
 """
 
 from datamodules.base import DataNotFoundError, ImageDataModule, InMemoryDataset, ZooDataModule
+from datamodules.imagefolder import ImageFolderDataModule
 from datamodules.rl import EnvironmentDataModule
 from datamodules.tabular import BlobsDataModule, DigitsDataModule, LinearRegressionDataModule
 from datamodules.text import IMDBDataModule, TextDataModule, Tokenizer
@@ -19,6 +20,7 @@ __all__ = [
     "FashionMNISTDataModule",
     "IMDBDataModule",
     "ImageDataModule",
+    "ImageFolderDataModule",
     "InMemoryDataset",
     "LinearRegressionDataModule",
     "MNISTDataModule",

@@ -20,6 +20,7 @@ from zoo.image import ImageClassifier, ImagePreprocessing
 from zoo.lenet import LeNet5
 from zoo.linear import LinearRegression
 from zoo.mlp import MLP
+from zoo.predict import predict
 from zoo.pretrained import ImageNetWeights, PretrainedWeightsUnavailable, get_weights
 from zoo.registry import create_model, get_model_class, list_models, register_model
 from zoo.resnet import ResNet
@@ -57,6 +58,7 @@ __all__ = [
     "get_weights",
     "list_models",
     "play",
+    "predict",
     "register_model",
 ]
 __version__ = "0.1.0"

@@ -89,15 +89,12 @@ class VGG(ImageClassifier):
         )
         self.head = nn.Linear(classifier_width, self.num_outputs)
 
-        for m in self.modules():  # torchvision's initialisation
+        for m in self.modules():  # torchvision's, but linear layers keep PyTorch's default (they learn faster)
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.zeros_(m.bias)
         self._finish_init()
 
