@@ -118,7 +118,7 @@ def test_train_py_predict_on_a_config_and_checkpoint(tmp_path, vision_root):
 
     config = str(Path(__file__).resolve().parents[1] / "configs" / "resnet20_fashionmnist.yaml")
     common = ["--config", config, f"--data.init_args.data_dir={vision_root.root}", f"--trainer.default_root_dir={tmp_path}"]
-    cli_main(["fit", *common, "--trainer.max_steps=2", "--trainer.limit_val_batches=1", "--trainer.limit_test_batches=1"])
+    cli_main(["fit", *common, "--trainer.max_steps=2", "--trainer.limit_val_batches=0", "--test_after_fit=false"])
     ckpt = next(tmp_path.rglob("last.ckpt"))
     cli = cli_main(["predict", *common, "--ckpt_path", str(ckpt), "--trainer.limit_predict_batches=1"])
     probs = cli.trainer.predict_loop.predictions[0]
