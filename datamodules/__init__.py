@@ -9,6 +9,7 @@ from datamodules.imagefolder import ImageFolderDataModule
 from datamodules.rl import EnvironmentDataModule
 from datamodules.tabular import BlobsDataModule, DigitsDataModule, LinearRegressionDataModule
 from datamodules.text import IMDBDataModule, TextDataModule, Tokenizer
+from datamodules.timeseries import TimeSeriesDataModule
 from datamodules.vision import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "LinearRegressionDataModule",
     "MNISTDataModule",
     "TextDataModule",
+    "TimeSeriesDataModule",
     "Tokenizer",
     "ZooDataModule",
 ]

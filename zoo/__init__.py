@@ -15,6 +15,7 @@ from zoo.autoencoder import Autoencoder, ConvAutoencoder
 from zoo.base import ClassifierModule, RegressorModule, ZooModule
 from zoo.cnn import SimpleCNN
 from zoo.dqn import DQN, play
+from zoo.forecaster import LSTMForecaster
 from zoo.gan import DCGAN, GAN, generate
 from zoo.image import ImageClassifier, ImagePreprocessing
 from zoo.lenet import LeNet5
@@ -43,6 +44,7 @@ __all__ = [
     "GAN",
     "LeNet5",
     "LinearRegression",
+    "LSTMForecaster",
     "PretrainedWeightsUnavailable",
     "RecurrentClassifier",
     "RegressorModule",

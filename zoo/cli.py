@@ -53,6 +53,8 @@ _SEQUENCE_LINKS = (
     ("src_tokenizer", "src_tokenizer"),
     ("tgt_tokenizer", "tgt_tokenizer"),
     ("num_series", "input_size"),
+    ("target_std", "target_std"),
+    ("target", "target"),
     ("window", "window"),
     ("horizon", "horizon"),
 )

@@ -1,0 +1,104 @@
+"""An LSTM forecaster: the last ``window`` steps of a series in, its next ``horizon`` values out."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
+
+from zoo.base import RegressorModule
+from zoo.registry import register_model
+from zoo.rnn import make_rnn
+
+__all__ = ["LSTMForecaster"]
+
+
+@register_model("lstm_forecaster")
+class LSTMForecaster(RegressorModule):
+    """A stacked (optionally bidirectional) LSTM reading a window; a linear layer maps its final state to the horizon.
+
+    Trained with MSE on scaled values; MAE and RMSE are logged on the scaled values (``val/mae``) and, via
+    ``target_std``, in the series' own units (``val/mae_units``, ppm for CO2).
+
+    Args:
+        input_size: features per step (columns of the series), linked from the datamodule's ``num_series``.
+        window: input steps per sample (the datamodule's window).
+        horizon: future values predicted per window.
+        hidden_size: LSTM hidden state width.
+        num_layers: stacked LSTM layers.
+        dropout: dropout between stacked layers and before the output layer.
+        bidirectional: read the window both ways; the output layer sees the last forward and first backward states.
+        target: column of the input that is forecast (linked from the datamodule).
+        residual: predict the change from the window's last ``target`` value rather than the value itself,
+            so a trending series (CO2) is extrapolated past the range seen in training.
+        target_std: standard deviation used to scale the target (linked from the datamodule), for the ``*_units`` metrics.
+        optimizer: "sgd", "adam" or "adamw".
+        lr: learning rate (the peak rate for "onecycle").
+        weight_decay: weight decay on the weight matrices.
+        momentum: SGD momentum.
+        scheduler: "none", "cosine", "onecycle" or "plateau"; see ``zoo.ZooModule``.
+    """
+
+    def __init__(
+        self,
+        *,
+        input_size: int = 1,
+        window: int = 30,
+        horizon: int = 1,
+        hidden_size: int = 64,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        target: int = 0,
+        residual: bool = True,
+        target_std: float = 1.0,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        if min(input_size, window, horizon, hidden_size, num_layers) < 1:
+            raise ValueError("input_size, window, horizon, hidden_size and num_layers must all be >= 1")
+        if not 0 <= target < input_size:
+            raise ValueError(f"target must index one of the {input_size} input columns, got {target}")
+        self.window = window
+        self.horizon = horizon
+        self.target = target
+        self.residual = residual
+        self.target_std = target_std
+        self.lstm = make_rnn("lstm", input_size, hidden_size, num_layers, dropout, bidirectional)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden_size * (2 if bidirectional else 1), horizon)
+        for stage in ("train", "val", "test"):
+            units = MetricCollection({"mae": MeanAbsoluteError(), "rmse": MeanSquaredError(squared=False)})
+            setattr(self, f"{stage}_unit_metrics", units.clone(prefix=f"{stage}/", postfix="_units"))
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.window, self.lstm.input_size)
+
+    @property
+    def num_outputs(self) -> int:
+        return self.horizon
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, T, input_size) -> (B, horizon) scaled forecasts."""
+        self.check_input(x)
+        _, (h_n, _) = self.lstm(x)  # h_n: (layers * directions, B, H)
+        state = torch.cat([h_n[-2], h_n[-1]], dim=-1) if self.lstm.bidirectional else h_n[-1]
+        forecast = self.out(self.dropout(state))  # (B, horizon)
+        if self.residual:
+            forecast = forecast + x[:, -1, self.target, None]  # change from the last observed value
+        return forecast
+
+    def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        x, y = batch
+        output = self(x)
+        loss = self.compute_loss(output, y)
+        metrics = self._metrics(stage)
+        metrics.update(output.detach(), y)
+        units = getattr(self, f"{stage}_unit_metrics")
+        units.update(output.detach() * self.target_std, y * self.target_std)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(x))
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=len(x))
+        self.log_dict(units, on_step=False, on_epoch=True, batch_size=len(x))
+        return loss
