@@ -10,6 +10,7 @@ from datamodules.rl import EnvironmentDataModule
 from datamodules.tabular import BlobsDataModule, DigitsDataModule, LinearRegressionDataModule
 from datamodules.text import IMDBDataModule, TextDataModule, Tokenizer
 from datamodules.timeseries import TimeSeriesDataModule
+from datamodules.translation import TranslationDataModule
 from datamodules.vision import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule
 
 __all__ = [
@@ -28,5 +29,6 @@ __all__ = [
     "TextDataModule",
     "TimeSeriesDataModule",
     "Tokenizer",
+    "TranslationDataModule",
     "ZooDataModule",
 ]

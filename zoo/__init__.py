@@ -26,6 +26,9 @@ from zoo.pretrained import ImageNetWeights, PretrainedWeightsUnavailable, get_we
 from zoo.registry import create_model, get_model_class, list_models, register_model
 from zoo.resnet import ResNet
 from zoo.rnn import RecurrentClassifier
+from zoo.seq2seq import Seq2Seq
+from zoo.transformer import Transformer, TransformerClassifier
+from zoo.translate import load_translation_model, translate
 from zoo.vgg import VGG
 from zoo.vit import VisionTransformer
 
@@ -48,8 +51,11 @@ __all__ = [
     "PretrainedWeightsUnavailable",
     "RecurrentClassifier",
     "RegressorModule",
+    "Seq2Seq",
     "ResNet",
     "SimpleCNN",
+    "Transformer",
+    "TransformerClassifier",
     "VGG",
     "VisionTransformer",
     "ZooModule",
@@ -59,8 +65,10 @@ __all__ = [
     "get_model_class",
     "get_weights",
     "list_models",
+    "load_translation_model",
     "play",
     "predict",
     "register_model",
+    "translate",
 ]
 __version__ = "0.1.0"
