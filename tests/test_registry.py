@@ -14,7 +14,8 @@ def scratch_registry(monkeypatch):
 def test_list_models_names_every_model_and_filters_by_pattern():
     assert {"linear_regression", "mlp", "dnn", "lenet5", "simple_cnn"} <= set(zoo.list_models())
     assert zoo.list_models() == sorted(zoo.list_models())
-    assert zoo.list_models("l*") == ["lenet5", "linear_regression"]
+    assert zoo.list_models("le*") == ["lenet5"]
+    assert zoo.list_models("linear_*") == ["linear_regression"]
     assert zoo.list_models("nothing*") == []
 
 
