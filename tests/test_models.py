@@ -70,7 +70,7 @@ def test_every_registered_model_has_standard_tests():
 
 
 def quiet_trainer(**kwargs) -> L.Trainer:
-    defaults = dict(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    defaults = dict(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
     return L.Trainer(**{**defaults, **kwargs})
 
 
