@@ -51,3 +51,18 @@ def test_cell_and_arguments_are_checked():
     with pytest.raises(ValueError, match="dropout"):
         RecurrentClassifier(dropout=1.0)
     assert type(zoo.create_model("rnn").rnn) is torch.nn.RNN and type(zoo.create_model("gru").rnn) is torch.nn.GRU
+
+
+@pytest.mark.slow
+@pytest.mark.learning
+@pytest.mark.real_data
+def test_lstm_recipe_reaches_85_percent_on_fashion_mnist_rows_in_one_epoch(real_fashion_mnist, tmp_path):
+    from pathlib import Path
+
+    from zoo.cli import main
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "lstm_fashionmnist_rows.yaml"
+    cli = main(["fit", "--config", str(config), f"--trainer.default_root_dir={tmp_path}", f"--data.data_dir={real_fashion_mnist}"])
+    accuracy = float(cli.trainer.callback_metrics["test/acc"])
+    print(f"LSTM on Fashion-MNIST rows, 1 epoch: test accuracy {accuracy:.4f}")
+    assert accuracy >= 0.85

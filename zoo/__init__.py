@@ -14,6 +14,7 @@ from zoo import attacks
 from zoo.autoencoder import Autoencoder, ConvAutoencoder
 from zoo.base import ClassifierModule, RegressorModule, ZooModule
 from zoo.cnn import SimpleCNN
+from zoo.decoding import load_translation_model, translate
 from zoo.dqn import DQN, play
 from zoo.forecaster import LSTMForecaster
 from zoo.gan import DCGAN, GAN, generate
@@ -28,7 +29,6 @@ from zoo.resnet import ResNet
 from zoo.rnn import RecurrentClassifier
 from zoo.seq2seq import Seq2Seq
 from zoo.transformer import Transformer, TransformerClassifier
-from zoo.translate import load_translation_model, translate
 from zoo.vgg import VGG
 from zoo.vit import VisionTransformer
 

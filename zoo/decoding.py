@@ -19,7 +19,7 @@ from torchmetrics.text import BLEUScore
 from zoo.base import ZooModule
 from zoo.rnn import check_token_ids
 
-__all__ = ["TranslationModule", "beam_search", "greedy_decode"]
+__all__ = ["TranslationModule", "beam_search", "greedy_decode", "load_translation_model", "translate"]
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
@@ -236,3 +236,20 @@ def _words(ids: Tensor) -> list[list[str]]:
                 words.append(str(i))
         rows.append(words)
     return rows
+
+
+def load_translation_model(checkpoint: str, map_location: str = "cpu"):
+    """The ``TranslationModule`` (``Seq2Seq``, ``Transformer``) saved in ``checkpoint``, in eval mode."""
+    import zoo  # the model classes, by name
+
+    raw = torch.load(checkpoint, map_location=map_location, weights_only=True)
+    name = raw.get("zoo_class") or str(raw.get("hyper_parameters", {}).get("_class_path", "")).rsplit(".", 1)[-1]
+    cls = getattr(zoo, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, TranslationModule)):
+        raise ValueError(f"{checkpoint} is not a translation checkpoint (model class {name or 'unknown'!r})")
+    return cls.load_from_checkpoint(checkpoint, map_location=map_location, weights_only=True).eval()
+
+
+def translate(model, text: str | list[str], beam_size: int | None = None) -> str | list[str]:
+    """Translate one sentence (-> str) or several (-> list) with a trained translation model."""
+    return model.translate(text, beam_size=beam_size)

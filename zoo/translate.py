@@ -9,7 +9,8 @@ or in Python:
     'mille deux'
 
 The checkpoint carries the vocabularies in its hyperparameters and the model class by name, and is
-loaded with ``weights_only=True``.
+loaded with ``weights_only=True``. The functions live in ``zoo.decoding`` and are exported as
+``zoo.translate`` and ``zoo.load_translation_model``.
 """
 
 from __future__ import annotations
@@ -17,27 +18,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
+from zoo.decoding import load_translation_model, translate
 
 __all__ = ["load_translation_model", "main", "translate"]
-
-
-def load_translation_model(checkpoint: str, map_location: str = "cpu"):
-    """The ``TranslationModule`` (``Seq2Seq``, ``Transformer``) saved in ``checkpoint``, in eval mode."""
-    import zoo
-    from zoo.decoding import TranslationModule
-
-    raw = torch.load(checkpoint, map_location=map_location, weights_only=True)
-    name = raw.get("zoo_class") or str(raw.get("hyper_parameters", {}).get("_class_path", "")).rsplit(".", 1)[-1]
-    cls = getattr(zoo, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, TranslationModule)):
-        raise ValueError(f"{checkpoint} is not a translation checkpoint (model class {name or 'unknown'!r})")
-    return cls.load_from_checkpoint(checkpoint, map_location=map_location, weights_only=True).eval()
-
-
-def translate(model, text: str | list[str], beam_size: int | None = None) -> str | list[str]:
-    """Translate one sentence (-> str) or several (-> list) with a trained translation model."""
-    return model.translate(text, beam_size=beam_size)
 
 
 def main(argv: list[str] | None = None) -> None:
