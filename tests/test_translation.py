@@ -172,3 +172,19 @@ def test_seq2seq_learns_held_out_numbers_and_translates_in_a_fresh_process(tmp_p
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == expected
+
+
+@pytest.mark.learning
+def test_small_transformer_learns_held_out_numbers():
+    L.seed_everything(0)
+    dm = TranslationDataModule(num_train=4000, num_test=200, test_range=[5000, 6000], batch_size=32, val_fraction=0.05)
+    dm.setup()
+    model = build(
+        "transformer", dm, d_model=64, nhead=4, dim_feedforward=128, num_encoder_layers=2, num_decoder_layers=2,
+        dropout=0.0, lr=3e-3, warmup_steps=300, beam_size=1,
+    )  # fmt: skip
+    trainer = quiet_trainer(max_epochs=10, enable_checkpointing=False, gradient_clip_val=1.0, limit_val_batches=0)
+    trainer.fit(model, datamodule=dm)
+    result = trainer.test(model, datamodule=dm, verbose=False)[0]
+    print(f"transformer held-out exact match {result['test/exact_match']:.3f}, BLEU {result['test/bleu']:.3f}")
+    assert result["test/exact_match"] > 0.5  # chance is ~0
