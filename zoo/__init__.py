@@ -1,8 +1,8 @@
 """A PyTorch Lightning model zoo: classic architectures as LightningModules.
 
     >>> import zoo
-    >>> zoo.list_models()                                   # doctest: +SKIP
-    ['dnn', 'lenet5', 'linear_regression', 'mlp', 'simple_cnn']
+    >>> zoo.list_models("vgg1?")
+    ['vgg11', 'vgg13', 'vgg16', 'vgg19']
     >>> model = zoo.create_model("lenet5", num_classes=10)  # an nn.Module and a LightningModule
 
 Every model is a ``lightning.LightningModule``: use it as a plain ``nn.Module`` or train it with
