@@ -209,8 +209,11 @@ def test_freeze_backbone_trains_only_the_head():
     assert {n for n, p in model.named_parameters() if p.requires_grad} == {"head.weight", "head.bias"}
     opt = model.configure_optimizers()
     assert sum(len(g["params"]) for g in opt.param_groups) == 2
-    before = model.conv1.weight.clone()
+    before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("head.")}
+    model.train()
     x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 4, (4,))
     model.compute_loss(model(x), y).backward()
     opt.step()
-    assert torch.equal(model.conv1.weight, before)
+    # weights and batch-norm running statistics of the backbone are untouched
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert model.head.training and not model.bn1.training

@@ -115,7 +115,8 @@ class ImageClassifier(ClassifierModule):
         in_channels: image channels, 1 (grey) or 3 (colour).
         image_size: side of the square input.
         dropout: dropout before the classifier's linear layers.
-        freeze_backbone: train only the head (``head``): every other parameter gets ``requires_grad=False``.
+        freeze_backbone: train only the head (``head``): every other parameter gets ``requires_grad=False``
+            and the backbone's batch-norm layers keep their running statistics (they stay in eval mode).
     """
 
     #: Attribute path of the first convolution, whose input channels ``adapt_input_channels`` changes.
@@ -159,6 +160,15 @@ class ImageClassifier(ClassifierModule):
         self.hparams.freeze_backbone = True
         for name, p in self.named_parameters():
             p.requires_grad_(name.startswith("head."))
+
+    def train(self, mode: bool = True) -> ImageClassifier:
+        """As ``nn.Module.train``, but a frozen backbone's batch norms stay in eval mode: a fixed feature extractor."""
+        super().train(mode)
+        if mode and self.freeze_backbone:
+            for name, module in self.named_modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm) and not name.startswith("head"):
+                    module.eval()
+        return self
 
     def reset_classifier(self, num_classes: int) -> None:
         super().reset_classifier(num_classes)
