@@ -138,7 +138,7 @@ def _is_primitive(value) -> bool:
     return value is None or isinstance(value, (bool, int, float, str))
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", zoo.list_models())  # every family, not only (x, y)-batch models
 def test_hyperparameters_are_primitive_and_documented(name):
     model = build(name)
     cls = type(model)
