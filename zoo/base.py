@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import lightning as L
@@ -158,9 +159,9 @@ class ZooModule(L.LightningModule):
         return self(x)
 
     # -- optimization -----------------------------------------------------------------------------
-    def _param_groups(self) -> list[dict[str, Any]]:
+    def _param_groups(self, parameters: Iterable[nn.Parameter] | None = None) -> list[dict[str, Any]]:
         decay, no_decay = [], []
-        for p in self.parameters():
+        for p in self.parameters() if parameters is None else parameters:
             if p.requires_grad:
                 (decay if p.ndim >= 2 else no_decay).append(p)  # biases and norm scales: no decay
         return [
@@ -168,15 +169,19 @@ class ZooModule(L.LightningModule):
             {"params": no_decay, "weight_decay": 0.0},
         ]
 
+    def build_optimizer(self, parameters: Iterable[nn.Parameter] | None = None, **options: Any) -> torch.optim.Optimizer:
+        """The configured optimizer over ``parameters`` (default: all of them), weight decay on weights
+        only; ``options`` (say Adam's ``betas``) go to the optimizer's constructor."""
+        hp = self.hparams
+        groups = self._param_groups(parameters)
+        if hp.optimizer == "sgd":
+            return torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, nesterov=hp.momentum > 0, **options)
+        cls = torch.optim.Adam if hp.optimizer == "adam" else torch.optim.AdamW
+        return cls(groups, lr=hp.lr, **options)
+
     def configure_optimizers(self) -> Any:
         hp = self.hparams
-        groups = self._param_groups()
-        if hp.optimizer == "sgd":
-            opt = torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, nesterov=hp.momentum > 0)
-        elif hp.optimizer == "adam":
-            opt = torch.optim.Adam(groups, lr=hp.lr)
-        else:
-            opt = torch.optim.AdamW(groups, lr=hp.lr)
+        opt = self.build_optimizer()
         if hp.scheduler == "none":
             return opt
         if hp.scheduler == "plateau":
