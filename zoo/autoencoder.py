@@ -19,7 +19,7 @@ from torchmetrics import MeanSquaredError, MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio
 
 from zoo.generative import GenerativeModule, figure_to_image, save_or_log_image
-from zoo.mlp import make_activation
+from zoo.layers import make_activation
 from zoo.registry import register_model
 
 __all__ = ["Autoencoder", "AutoencoderModule", "ConvAutoencoder"]

@@ -17,7 +17,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.text import BLEUScore
 
 from zoo.base import ZooModule
-from zoo.rnn import check_token_ids
+from zoo.layers import check_token_ids
 
 __all__ = ["TranslationModule", "beam_search", "greedy_decode", "load_translation_model", "translate"]
 

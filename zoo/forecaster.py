@@ -8,7 +8,7 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 
 from zoo.base import RegressorModule
 from zoo.registry import register_model
-from zoo.rnn import make_rnn
+from zoo.layers import make_rnn
 
 __all__ = ["LSTMForecaster"]
 

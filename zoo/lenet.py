@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from zoo.base import ClassifierModule
-from zoo.mlp import make_activation
+from zoo.layers import make_activation
 from zoo.registry import register_model
 
 __all__ = ["LeNet5"]

@@ -7,25 +7,10 @@ import math
 from torch import Tensor, nn
 
 from zoo.base import ClassifierModule
+from zoo.layers import make_activation
 from zoo.registry import register_model
 
-__all__ = ["MLP", "ACTIVATIONS"]
-
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "gelu": nn.GELU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "leaky_relu": nn.LeakyReLU,
-    "silu": nn.SiLU,
-}
-
-
-def make_activation(name: str) -> nn.Module:
-    try:
-        return ACTIVATIONS[name]()
-    except KeyError:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}") from None
+__all__ = ["MLP"]
 
 
 @register_model("mlp")

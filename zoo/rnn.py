@@ -13,38 +13,12 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from zoo.base import ClassifierModule
+from zoo.layers import check_token_ids, make_rnn
 from zoo.registry import register_model
 
-__all__ = ["RecurrentClassifier", "check_token_ids", "make_rnn"]
+__all__ = ["RecurrentClassifier"]
 
-_CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 PAD_ID = 0
-
-
-def make_rnn(cell: str, input_size: int, hidden_size: int, num_layers: int, dropout: float, bidirectional: bool) -> nn.RNNBase:
-    """A batch-first ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU``; dropout applies between stacked layers."""
-    if cell not in _CELLS:
-        raise ValueError(f"cell must be one of {tuple(_CELLS)}, got {cell!r}")
-    return _CELLS[cell](
-        input_size,
-        hidden_size,
-        num_layers=num_layers,
-        dropout=dropout if num_layers > 1 else 0.0,
-        bidirectional=bidirectional,
-        batch_first=True,
-    )
-
-
-def check_token_ids(module: nn.Module, x: Tensor) -> Tensor:
-    """Raise a ValueError unless ``x`` is an integer (B, T) tensor of token ids."""
-    name = type(module).__name__
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} expects a torch.Tensor of token ids of shape (B, T), got {type(x).__name__}")
-    if x.is_floating_point() or x.dtype == torch.bool:
-        raise ValueError(f"{name} expects an integer tensor of token ids of shape (B, T), got dtype {x.dtype}")
-    if x.ndim != 2:
-        raise ValueError(f"{name} expects input of shape (B, T) (token ids, 0 = padding), got {tuple(x.shape)}")
-    return x
 
 
 class RecurrentClassifier(ClassifierModule):

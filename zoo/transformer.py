@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from zoo.base import ClassifierModule
 from zoo.decoding import PAD_ID, TranslationModule
 from zoo.registry import register_model
-from zoo.rnn import check_token_ids
+from zoo.layers import check_token_ids
 
 __all__ = ["PositionalEncoding", "Transformer", "TransformerClassifier"]
 
