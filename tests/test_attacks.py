@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import zoo
 from zoo import attacks
+from zoo.base import ClassifierModule
 
 MEAN, STD = [0.286], [0.353]
 
@@ -123,9 +124,43 @@ def test_adversarial_training_puts_fgsm_examples_in_the_batch(vision_root, tmp_p
     x_clean, y = dm.train_set.tensors[0][:8], dm.train_set.tensors[1][:8]
     clean = dm.preprocess(x_clean)
     assert torch.equal(seen[4:], clean[4:])  # untouched half
-    expected = attacks.fgsm_normalized(before.train(), clean[:4], y[:4], 0.2, dm.normalization["mean"], dm.normalization["std"])
+    expected = attacks.fgsm_normalized(before.eval(), clean[:4], y[:4], 0.2, dm.normalization["mean"], dm.normalization["std"])
     assert torch.allclose(seen[:4], expected, atol=1e-5)
     assert (seen[:4] * dm.std[0] + dm.mean[0] - x_clean[:4].float() / 255).abs().max() == pytest.approx(0.2, abs=1e-4)
+
+
+class NormDropNet(ClassifierModule):
+    """A small classifier with batch norm and dropout, the layers whose train mode changes FGSM."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(num_classes=3, **kwargs)
+        self.features = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Dropout(0.5))
+        self.head = nn.Linear(4 * 8 * 8, 3)
+
+    @property
+    def input_shape(self):
+        return (1, 8, 8)
+
+    def forward_features(self, x):
+        return self.features(x)  # (B, 256)
+
+
+def test_adversarial_training_crafts_in_eval_mode_and_restores_every_mode():
+    """Fails on the old code, which crafted in train mode: batch norm updated its running statistics on
+    the batch and dropout randomized the gradient, so the examples were not the eval-mode FGSM."""
+    torch.manual_seed(0)
+    model = NormDropNet().train()
+    model.head.eval()  # one submodule left in eval on purpose (as a frozen backbone's norms are)
+    modes = {name: m.training for name, m in model.named_modules()}
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 3, (16,))
+    batch = [x.clone(), y]
+    attacks.AdversarialTraining(epsilon=0.1, ratio=0.5).on_train_batch_start(None, model, batch, 0)
+    assert {name: m.training for name, m in model.named_modules()} == modes
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())  # running mean/var, batch count
+    expected = attacks.fgsm_normalized(model.eval(), x[:8], y[:8], 0.1, [0.0], [1.0])
+    assert torch.equal(batch[0][:8], expected) and torch.equal(batch[0][8:], x[8:])
+    assert not torch.equal(expected, x[:8])
 
 
 @pytest.mark.parametrize("kwargs,match", [({"epsilon": -0.1}, "epsilon"), ({"ratio": 1.5}, "ratio")])

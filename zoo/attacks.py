@@ -1,12 +1,14 @@
 """The fast gradient sign method (Goodfellow et al., 2015): the attack, a robustness evaluation, and
 FGSM adversarial training, for any zoo classifier.
 
-Zoo classifiers read *normalized* images, ``(pixels - mean) / std`` with the datamodule's statistics,
+Zoo classifiers read *normalized* images, ``(pixels - mean) / std``, with the statistics they recorded in
+their hyperparameters (``model.hparams.mean`` / ``std``, see ``zoo.preprocessing.ImageInputMixin``),
 while the attack's budget ``epsilon`` is in *pixel* space [0, 1], where "0.1" means what it says and the
 adversarial image must stay a valid image. So the attack steps and clamps in pixel space and the model
-reads the renormalized result.
+reads the renormalized result. Explicit ``mean=`` / ``std=`` arguments override what the model recorded.
 
-    >>> adv = zoo.attacks.fgsm(model, pixels, labels, 0.1, mean=[0.286], std=[0.353])   # doctest: +SKIP
+    >>> adv = zoo.attacks.fgsm(model, pixels, labels, 0.1)                 # the model's own normalization  # doctest: +SKIP
+    >>> adv = zoo.attacks.fgsm(net, pixels, labels, 0.1, mean=[0.286], std=[0.353])   # any nn.Module  # doctest: +SKIP
 
 From the command line, as callbacks:
 
@@ -26,7 +28,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["EPSILONS", "AdversarialTraining", "FGSMRobustness", "fgsm", "fgsm_normalized", "format_table", "plot_robustness", "robustness"]
+__all__ = [
+    "EPSILONS",
+    "AdversarialTraining",
+    "FGSMRobustness",
+    "fgsm",
+    "fgsm_normalized",
+    "format_table",
+    "plot_robustness",
+    "recorded_normalization",
+    "robustness",
+]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +52,18 @@ def _stats(mean: Sequence[float] | None, std: Sequence[float] | None, like: Tens
     m = torch.tensor(list(mean) if mean is not None else [0.0], **to).view(1, -1, 1, 1)
     s = torch.tensor(list(std) if std is not None else [1.0], **to).view(1, -1, 1, 1)
     return m, s
+
+
+def recorded_normalization(model: nn.Module) -> tuple[list[float] | None, list[float] | None]:
+    """The ``(mean, std)`` a zoo model recorded in its hyperparameters; ``(None, None)`` when it recorded none."""
+    hparams = getattr(model, "hparams", None) or {}
+    mean, std = hparams.get("mean"), hparams.get("std")
+    return (list(mean), list(std)) if mean is not None and std is not None else (None, None)
+
+
+def _resolve(model: nn.Module, mean: Sequence[float] | None, std: Sequence[float] | None) -> tuple[Sequence[float] | None, Sequence[float] | None]:
+    """Explicit ``mean``/``std`` win; else the normalization the model recorded; else none (identity)."""
+    return (mean, std) if mean is not None or std is not None else recorded_normalization(model)
 
 
 def _logits_loss(model: nn.Module, x: Tensor, labels: Tensor) -> Tensor:
@@ -65,8 +89,9 @@ def fgsm(
         images: (B, C, H, W) pixels in [0, 1].
         labels: (B,) true classes; the attack raises their cross-entropy.
         epsilon: L-infinity budget in pixel units.
-        mean: per-channel mean of the model's input normalization (the datamodule's ``normalization``).
-        std: per-channel std of that normalization.
+        mean: per-channel mean of the model's input normalization; by default the one the model
+            recorded (``model.hparams.mean``), none when it recorded none.
+        std: per-channel std of that normalization; by default the model's ``hparams.std``.
 
     Returns:
         (B, C, H, W) adversarial pixels in [0, 1], detached. The model's parameter gradients are untouched.
@@ -76,6 +101,7 @@ def fgsm(
     images = images.detach()
     if epsilon == 0:
         return images.clone()
+    mean, std = _resolve(model, mean, std)
     # Test and predict loops run under inference mode: the attack needs autograd back.
     with torch.inference_mode(False), torch.enable_grad():
         m, s = _stats(mean, std, images)
@@ -86,14 +112,30 @@ def fgsm(
     return adversarial.detach()
 
 
-def fgsm_normalized(model: nn.Module, x: Tensor, labels: Tensor, epsilon: float, mean: Sequence[float], std: Sequence[float]) -> Tensor:
-    """FGSM on a batch the way a datamodule hands it to the model: normalized in, normalized out."""
+def fgsm_normalized(
+    model: nn.Module,
+    x: Tensor,
+    labels: Tensor,
+    epsilon: float,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> Tensor:
+    """FGSM on a batch the way a datamodule hands it to the model: normalized in, normalized out
+    (with ``mean``/``std``, by default the normalization the model recorded)."""
+    mean, std = _resolve(model, mean, std)
     m, s = _stats(mean, std, x)
     pixels = (x.detach() * s + m).clamp(0.0, 1.0)
     return (fgsm(model, pixels, labels, epsilon, mean=mean, std=std) - m) / s
 
 
-def _normalization(trainer: L.Trainer | None) -> tuple[list[float] | None, list[float] | None]:
+def _normalization(
+    trainer: L.Trainer | None, model: nn.Module, mean: Sequence[float] | None, std: Sequence[float] | None
+) -> tuple[Sequence[float] | None, Sequence[float] | None]:
+    """What a callback attacks with: explicit ``mean``/``std``, else the model's recorded normalization,
+    else (a model that records none) the trainer's datamodule's, which normalized the batch."""
+    mean, std = _resolve(model, mean, std)
+    if mean is not None or std is not None:
+        return mean, std
     norm = getattr(getattr(trainer, "datamodule", None), "normalization", None) if trainer is not None else None
     return (norm["mean"], norm["std"]) if norm else (None, None)
 
@@ -142,8 +184,10 @@ def robustness(
     class_names: list[str] | None = None,
 ) -> dict[float, float]:
     """Accuracy under FGSM at each epsilon over normalized ``(x, y)`` batches (a datamodule's test loader
-    after ``preprocess``); optionally saves the plot. The model is put in eval mode."""
+    after ``preprocess``); optionally saves the plot. The model is put in eval mode. ``mean``/``std``
+    default to the normalization the model recorded."""
     model.eval()
+    mean, std = _resolve(model, mean, std)
     device = next(model.parameters()).device
     tally = _Tally(epsilons, num_examples=8 if plot else 0)
     for x, y in batches:
@@ -202,13 +246,14 @@ class FGSMRobustness(L.Callback):
     """At test time, also measure accuracy under FGSM at each epsilon; print the table, log
     ``test/fgsm_acc_<eps>`` and save ``fgsm_robustness.png`` (accuracy curve + adversarial examples).
 
-    The normalization comes from the trainer's datamodule (``normalization``), else from ``mean``/``std``.
+    The normalization is ``mean``/``std`` when given, else the one the model recorded, else (a model
+    that records none) the trainer's datamodule's.
 
     Args:
         epsilons: the attack budgets in pixel units.
         output: where to save the PNG; by default ``<log_dir>/fgsm_robustness.png``.
-        mean: per-channel normalization mean, when the datamodule does not say.
-        std: per-channel normalization std, when the datamodule does not say.
+        mean: per-channel normalization mean; overrides the one the model recorded.
+        std: per-channel normalization std; overrides the one the model recorded.
         num_examples: example images per epsilon in the plot.
     """
 
@@ -227,16 +272,12 @@ class FGSMRobustness(L.Callback):
         self.results: dict[float, float] = {}
         self.plot_path: Path | None = None
 
-    def _norm(self, trainer: L.Trainer):
-        mean, std = _normalization(trainer)
-        return (mean, std) if mean is not None else (self.mean, self.std)
-
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._tally = _Tally(self.epsilons, self.num_examples)
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         x, y = batch[0], batch[1]
-        self._tally.update(pl_module, x, y, *self._norm(trainer))
+        self._tally.update(pl_module, x, y, *_normalization(trainer, pl_module, self.mean, self.std))
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.results = self._tally.accuracies()
@@ -247,7 +288,7 @@ class FGSMRobustness(L.Callback):
         print(format_table(self.results, f"FGSM robustness of {type(pl_module).__name__} ({self._tally.total} test images)"), flush=True)
         folder = trainer.log_dir or trainer.default_root_dir
         self.plot_path = Path(self.output) if self.output else Path(folder) / "fgsm_robustness.png"
-        names = getattr(getattr(trainer, "datamodule", None), "class_names", None)
+        names = getattr(pl_module, "class_names", None) or getattr(getattr(trainer, "datamodule", None), "class_names", None)
         plot_robustness(self.results, self._tally, self.plot_path, names)
         print(f"FGSM plot: {self.plot_path}", flush=True)
 
@@ -260,11 +301,15 @@ class AdversarialTraining(L.Callback):
     space against the current weights and written back, normalized, into the batch tensor in place, so
     the model's own ``training_step`` and loss see them. No model hyperparameter changes.
 
+    The examples are crafted with the model in eval mode (dropout off, batch-norm statistics neither used
+    from the batch nor updated by it); every submodule's mode is restored afterwards. The normalization
+    is ``mean``/``std`` when given, else the one the model recorded, else the trainer's datamodule's.
+
     Args:
         epsilon: attack budget in pixel units.
         ratio: share of each batch replaced (0: none, 1: the whole batch).
-        mean: per-channel normalization mean, when the datamodule does not say.
-        std: per-channel normalization std, when the datamodule does not say.
+        mean: per-channel normalization mean; overrides the one the model recorded.
+        std: per-channel normalization std; overrides the one the model recorded.
     """
 
     def __init__(self, epsilon: float = 0.1, ratio: float = 0.5, mean: list[float] | None = None, std: list[float] | None = None) -> None:
@@ -280,9 +325,13 @@ class AdversarialTraining(L.Callback):
         k = math.floor(self.ratio * len(x) + 0.5)
         if k == 0 or self.epsilon == 0:
             return
-        mean, std = _normalization(trainer)
-        if mean is None:
-            mean, std = self.mean, self.std
-        adversarial = fgsm_normalized(pl_module, x[:k], y[:k], self.epsilon, mean or [0.0], std or [1.0])
+        mean, std = _normalization(trainer, pl_module, self.mean, self.std)
+        modes = {module: module.training for module in pl_module.modules()}
+        pl_module.eval()
+        try:
+            adversarial = fgsm_normalized(pl_module, x[:k], y[:k], self.epsilon, mean or [0.0], std or [1.0])
+        finally:
+            for module, training in modes.items():  # exactly as before, e.g. a frozen backbone's norms stay in eval
+                module.training = training
         with torch.no_grad():
             x[:k] = adversarial  # the loader shuffles, so the first k are a random share
