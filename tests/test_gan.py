@@ -7,6 +7,7 @@ import lightning as L
 import pytest
 import torch
 from PIL import Image
+from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import zoo
@@ -191,6 +192,30 @@ def test_quality_metrics_with_a_classifier_checkpoint(tmp_path):
     same.update(real, real=True)
     same.update(real, real=False)
     assert abs(float(same.compute())) < 1e-3
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_optimizers_decay_weights_but_not_biases_or_norm_scales(optimizer):
+    """Fails on the old code, which gave every parameter the weight decay, biases and batch-norm scales too."""
+    model = small("dcgan", conditional=True, weight_decay=0.01, optimizer=optimizer, beta1=0.3)
+    optimizers = model.configure_optimizers()
+    assert len(optimizers) == 2
+    for opt, net in zip(optimizers, (model.generator, model.discriminator)):
+        decay = {id(p): group["weight_decay"] for group in opt.param_groups for p in group["params"]}
+        assert set(decay) == {id(p) for p in net.parameters()}  # each network's own parameters, all of them
+        expected = {}
+        for module in net.modules():
+            if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                expected.update({id(module.weight): 0.0, id(module.bias): 0.0})
+            elif isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+                expected[id(module.weight)] = 0.01
+                if module.bias is not None:
+                    expected[id(module.bias)] = 0.0
+        assert 0.0 in expected.values() and {k: decay[k] for k in expected} == expected
+        if optimizer == "adam":
+            assert all(group["betas"] == (0.3, 0.999) for group in opt.param_groups)
+        else:
+            assert all(group["momentum"] == 0.9 for group in opt.param_groups)
 
 
 def test_gan_refuses_bad_arguments():

@@ -45,7 +45,7 @@ class GANModule(GenerativeModule):
         image_size: side of the square images.
         optimizer: "adam" (both networks; "sgd" and "adamw" are accepted too).
         lr: learning rate of both networks.
-        weight_decay: weight decay.
+        weight_decay: weight decay on weight matrices and kernels (not on biases or norm scales).
         momentum: SGD momentum.
         scheduler: only "none".
     """
@@ -176,16 +176,9 @@ class GANModule(GenerativeModule):
         pass  # quality metrics come from GANQualityMetrics
 
     def configure_optimizers(self):
-        hp = self.hparams
-        opts = []
-        for net in (self.generator, self.discriminator):
-            params = net.parameters()
-            if hp.optimizer == "sgd":
-                opts.append(torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay))
-            else:
-                cls = torch.optim.Adam if hp.optimizer == "adam" else torch.optim.AdamW
-                opts.append(cls(params, lr=hp.lr, betas=(hp.beta1, 0.999), weight_decay=hp.weight_decay))
-        return opts  # generator first, discriminator second
+        """One optimizer per network, built like every zoo model's (no weight decay on biases and norm scales)."""
+        options = {} if self.hparams.optimizer == "sgd" else {"betas": (self.hparams.beta1, 0.999)}
+        return [self.build_optimizer(net.parameters(), **options) for net in (self.generator, self.discriminator)]  # G, D
 
     def on_train_epoch_end(self) -> None:
         from torchvision.utils import make_grid
@@ -252,7 +245,7 @@ class GAN(GANModule):
         image_size: side of the square images.
         optimizer: "adam", "adamw" or "sgd", for both networks.
         lr: learning rate of both networks.
-        weight_decay: weight decay.
+        weight_decay: weight decay on weight matrices and kernels (not on biases or norm scales).
         momentum: SGD momentum.
         scheduler: only "none".
     """
@@ -334,7 +327,7 @@ class DCGAN(GANModule):
         image_size: side of the square images.
         optimizer: "adam", "adamw" or "sgd", for both networks.
         lr: learning rate of both networks.
-        weight_decay: weight decay.
+        weight_decay: weight decay on weight matrices and kernels (not on biases or norm scales).
         momentum: SGD momentum.
         scheduler: only "none".
     """
