@@ -11,11 +11,18 @@ Where the files come from, first match wins:
    MD5 check, so a failed or interrupted download leaves nothing half-written.
 
 With none of these, ``DataNotFoundError`` says where the files were looked for and where to put them.
+
+CIFAR-10's batches are Python pickles, and unpickling runs whatever code a file names: each batch's MD5
+is checked against torchvision's list (``CIFAR10_MD5``) before it is unpickled, and a mismatch is refused.
+``$ZOO_CIFAR10_MD5``, a JSON object ``{"data_batch_1": "<md5>", ...}``, adds accepted MD5s for batches of
+your own in CIFAR-10's format (the test suite's fixture files use it).
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
 import os
 import pickle
 import shutil
@@ -31,7 +38,10 @@ from torchvision.datasets.utils import download_and_extract_archive, download_ur
 
 from datamodules.base import DataNotFoundError, ImageDataModule
 
-__all__ = ["CIFAR10DataModule", "FashionMNISTDataModule", "MNISTDataModule", "read_idx", "resolve_data_dir"]
+__all__ = ["CIFAR10_MD5", "CIFAR10DataModule", "FashionMNISTDataModule", "MNISTDataModule", "read_idx", "resolve_data_dir"]
+
+# The MD5 of each official CIFAR-10 batch (torchvision's CIFAR10.train_list and test_list).
+CIFAR10_MD5 = dict(CIFAR10.train_list + CIFAR10.test_list)
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT"), big-endian on disk.
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -310,11 +320,35 @@ class CIFAR10DataModule(ImageDataModule):
         self.locate()
 
     @staticmethod
-    def read_batches(folder: Path, names: list[str]) -> tuple[Tensor, Tensor]:
+    def accepted_md5s(name: str) -> set[str]:
+        """MD5s accepted for batch ``name``: torchvision's, plus any that ``$ZOO_CIFAR10_MD5`` adds."""
+        extra = os.environ.get("ZOO_CIFAR10_MD5")
+        try:
+            extra_md5 = json.loads(extra).get(name) if extra else None
+        except (ValueError, AttributeError):
+            raise ValueError(f'ZOO_CIFAR10_MD5 must be a JSON object {{"data_batch_1": "<md5>", ...}}, got {extra!r}') from None
+        return {md5 for md5 in (CIFAR10_MD5.get(name), extra_md5) if md5}
+
+    @classmethod
+    def read_batch(cls, path: Path) -> dict:
+        """One pickled batch, unpickled only once its MD5 matched a known one (a pickle can run code)."""
+        data = path.read_bytes()
+        md5 = hashlib.md5(data).hexdigest()
+        accepted = cls.accepted_md5s(path.name)
+        if md5 not in accepted:
+            expected = " or ".join(sorted(accepted)) or "none (not a CIFAR-10 batch name)"
+            raise ValueError(
+                f"{path} is not CIFAR-10's: its MD5 is {md5}, expected {expected}. It is not unpickled, since "
+                f"unpickling can run code.\nDelete {path.parent} and download it again (download=True), "
+                f"or unpack the official {CIFAR10.url} there."
+            )
+        return pickle.loads(data, encoding="latin1")
+
+    @classmethod
+    def read_batches(cls, folder: Path, names: list[str]) -> tuple[Tensor, Tensor]:
         images, labels = [], []
         for name in names:
-            with open(folder / name, "rb") as f:
-                entry = pickle.load(f, encoding="latin1")
+            entry = cls.read_batch(folder / name)
             images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))  # (N, 3, 32, 32)
             labels.extend(entry["labels"] if "labels" in entry else entry["fine_labels"])
         return torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.long)

@@ -7,6 +7,8 @@ python pickle batches), so the parsing code that reads the real datasets is what
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
 import os
 import pickle
 import struct
@@ -111,8 +113,12 @@ class VisionFixtures:
 
 
 @pytest.fixture(scope="session")
-def vision_root(tmp_path_factory: pytest.TempPathFactory) -> VisionFixtures:
-    """A data root in torchvision's layout holding tiny MNIST, Fashion-MNIST and CIFAR-10 in their real formats."""
+def vision_root(tmp_path_factory: pytest.TempPathFactory):
+    """A data root in torchvision's layout holding tiny MNIST, Fashion-MNIST and CIFAR-10 in their real formats.
+
+    The fixture's CIFAR-10 batches are not the official files, so their MD5s are added to the accepted
+    ones through ``$ZOO_CIFAR10_MD5`` (inherited by the train.py subprocesses) while the session lasts.
+    """
     root = tmp_path_factory.mktemp("vision-data")
     rng = np.random.default_rng(0)
     fixtures = VisionFixtures(
@@ -122,7 +128,10 @@ def vision_root(tmp_path_factory: pytest.TempPathFactory) -> VisionFixtures:
         cifar=write_cifar10(root / "cifar-10-batches-py", rng),
     )
     write_aclimdb(root / "aclImdb")  # text recipes read it from the same root
-    return fixtures
+    cifar_md5 = {f.name: hashlib.md5(f.read_bytes()).hexdigest() for f in (root / "cifar-10-batches-py").glob("*_batch*")}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ZOO_CIFAR10_MD5", json.dumps(cifar_md5))
+        yield fixtures
 
 
 # --------------------------------------------------------------------------------------------------
@@ -137,6 +146,44 @@ def _no_network_and_private_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setattr(vision, "download_url", _offline)
     monkeypatch.setattr(vision, "download_and_extract_archive", _offline)
     monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path / "data"))
+
+
+@dataclass
+class TorchHubCache:
+    """A private torch.hub cache (downloads fail as if offline) where tests publish weights files."""
+
+    checkpoints: Path  # <hub dir>/checkpoints, where torch.hub keeps weights files
+    monkeypatch: pytest.MonkeyPatch
+
+    def publish(self, arch: str, data: bytes, weights: str = "IMAGENET1K_V1") -> Path:
+        """Write ``data`` as ``arch``'s torchvision weights file, named with the true SHA-256 prefix of ``data``.
+
+        The torchvision enum's URL is patched (for this test only) to that name, so the file passes the
+        hash check that every load makes, as torchvision's published file would.
+        """
+        import hashlib
+        import re
+
+        import torchvision
+
+        member = torchvision.models.get_model_weights(arch)[weights]
+        sha = hashlib.sha256(data).hexdigest()
+        url = re.sub(r"-[0-9a-f]+\.(\w+)$", rf"-{sha[:8]}.\1", member.url)
+        self.monkeypatch.setattr(member.value, "url", url)
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        path = self.checkpoints / url.rsplit("/", 1)[-1]
+        path.write_bytes(data)
+        return path
+
+
+@pytest.fixture
+def torch_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TorchHubCache:
+    """A private, empty torch.hub cache; any download attempt fails as if offline."""
+    import torch.hub
+
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", _offline)
+    return TorchHubCache(tmp_path / "hub" / "checkpoints", monkeypatch)
 
 
 # --------------------------------------------------------------------------------------------------

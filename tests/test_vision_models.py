@@ -4,8 +4,8 @@ The standard tests (shapes, fit, checkpoint round trip, input checks) run in tes
 builds of the ImageNet networks (its ``OVERRIDES``); here each family runs once at full size.
 """
 
+import io
 import logging
-from urllib.error import URLError
 
 import pytest
 import torch
@@ -13,7 +13,7 @@ import torchvision
 from PIL import Image
 
 import zoo
-from zoo.pretrained import _ARCHS, get_weights, remap_keys
+from zoo.pretrained import _ARCHS, remap_keys
 
 IMAGENET = ["alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn", "resnet18", "resnet34", "resnet50"]
 SMALL = ["alexnet_small", "vgg11_small", "vgg13_small", "vgg16_small", "resnet20", "resnet32", "resnet56", "vit_tiny", "vit_small"]
@@ -103,15 +103,9 @@ def test_bad_arguments_are_clear_errors():
 # ImageNet weights, offline: torchvision's file format in a private torch.hub cache
 # --------------------------------------------------------------------------------------------------
 @pytest.fixture
-def hub_cache(tmp_path, monkeypatch):
-    """A private, empty torch.hub cache; any download attempt fails as if offline."""
-
-    def offline(url, *args, **kwargs):
-        raise URLError("network disabled in the test suite")
-
-    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    return tmp_path / "hub" / "checkpoints"
+def hub_cache(torch_hub):
+    """A private, empty torch.hub cache (conftest's ``torch_hub``); any download attempt fails as if offline."""
+    return torch_hub
 
 
 def cache_torchvision_weights(name: str, hub_cache, weights: str = "IMAGENET1K_V1") -> torch.nn.Module:
@@ -123,9 +117,9 @@ def cache_torchvision_weights(name: str, hub_cache, weights: str = "IMAGENET1K_V
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.uniform_(-0.1, 0.1)
                 m.running_var.uniform_(0.5, 1.5)
-    spec = get_weights(name, weights)
-    hub_cache.mkdir(parents=True, exist_ok=True)
-    torch.save(reference.state_dict(), hub_cache / spec.filename)
+    buffer = io.BytesIO()
+    torch.save(reference.state_dict(), buffer)
+    hub_cache.publish(name, buffer.getvalue(), weights)  # named with its true hash, as torchvision's files are
     return reference
 
 
@@ -142,7 +136,7 @@ def test_weights_bring_class_names_and_preprocessing_without_download(hub_cache)
     spec = zoo.get_weights("vgg16", "IMAGENET1K_V1")
     assert spec.name == "VGG16_Weights.IMAGENET1K_V1"
     assert len(spec.categories) == 1000 and spec.categories[0] == "tench"
-    assert not hub_cache.exists()  # metadata only
+    assert not hub_cache.checkpoints.exists()  # metadata only
     t = spec.transforms()
     assert (t.resize_size, t.crop_size) == (256, 224)
     assert t.mean == list(zoo.image.IMAGENET_MEAN) and t.std == list(zoo.image.IMAGENET_STD)

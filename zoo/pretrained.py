@@ -4,16 +4,20 @@
     >>> model = zoo.create_model("resnet18", weights="DEFAULT", num_classes=10,    # doctest: +SKIP
     ...                          in_channels=1, freeze_backbone=True)
 
-torchvision downloads the file once (progress bar, SHA-256 prefix check) into torch.hub's cache,
-``<torch.hub.get_dir()>/checkpoints``; offline, a file already there is used, and without it
-``PretrainedWeightsUnavailable`` says which file to put where. The zoo's modules keep torchvision's
-names except the classifier (``head``), so the only key mapping is the head's.
+The file is downloaded once (progress bar) into torch.hub's cache, ``<torch.hub.get_dir()>/checkpoints``;
+offline, a file already there is used, and without it ``PretrainedWeightsUnavailable`` says which file
+to put where. Every load, not only the download, checks the file's SHA-256 against the prefix in
+torchvision's file name (``resnet18-f37072fd.pth``) and then reads it with ``torch.load(weights_only=True)``,
+so a file planted or damaged in the cache is refused (``PretrainedWeightsCorrupt``) and never unpickled.
+The zoo's modules keep torchvision's names except the classifier (``head``), so the only key mapping is the head's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import pickle
 from collections.abc import Callable
 from typing import Any
 from urllib.error import URLError
@@ -25,7 +29,15 @@ from torch import Tensor
 
 from zoo.image import IMAGENET_MEAN, IMAGENET_STD, ImageClassifier, ImagePreprocessing
 
-__all__ = ["ImageNetWeights", "PretrainedWeightsUnavailable", "build_pretrained", "get_weights", "imagenet_weights_for"]
+__all__ = [
+    "ImageNetWeights",
+    "PretrainedWeightsCorrupt",
+    "PretrainedWeightsUnavailable",
+    "build_pretrained",
+    "get_weights",
+    "imagenet_weights_for",
+    "sha256_file",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +55,19 @@ _ARCHS: dict[str, tuple[str, dict[str, str]]] = {
 
 class PretrainedWeightsUnavailable(RuntimeError):
     """The weights file is neither in torch.hub's cache nor downloadable; the message says where to put it."""
+
+
+class PretrainedWeightsCorrupt(PretrainedWeightsUnavailable):
+    """The cached weights file does not match the hash in its name, or is not a plain weights file."""
+
+
+def sha256_file(path: str, chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 class ImageNetWeights:
@@ -89,16 +114,50 @@ class ImageNetWeights:
             class_names=self.categories,
         )
 
-    def get_state_dict(self, progress: bool = True) -> dict[str, Tensor]:
-        """torchvision's state dict with its keys renamed to the zoo module's; downloads on first use."""
+    @property
+    def hash_prefix(self) -> str:
+        """The leading hex digits of the file's SHA-256, as torchvision writes them in its name."""
+        match = torch.hub.HASH_REGEX.search(self.filename)
+        if not match or len(match.group(1)) < 8:
+            raise PretrainedWeightsCorrupt(f"{self.filename} carries no SHA-256 prefix in its name; refusing to load it unchecked")
+        return match.group(1)
+
+    def download(self, progress: bool = True) -> str:
+        """Fetch the file into torch.hub's cache (a temporary file, moved into place once its hash matched)."""
+        os.makedirs(os.path.dirname(self.cache_path), exist_ok=True)
         try:
-            state = self.tv_weights.get_state_dict(progress=progress, check_hash=True)
+            torch.hub.download_url_to_file(self.url, self.cache_path, self.hash_prefix, progress=progress)
         except (URLError, OSError) as e:  # offline, DNS failure, HTTP error
             raise PretrainedWeightsUnavailable(
                 f"could not download {self.name} ({self.url}): {getattr(e, 'reason', e)}.\n"
                 f"Download that file elsewhere and put it at {self.cache_path}\n"
                 f"  (torch.hub's cache: $TORCH_HOME/hub/checkpoints, see torch.hub.get_dir()); it is then used offline."
             ) from None
+        except RuntimeError as e:  # torch.hub: "invalid hash value" (the temporary file is removed)
+            raise PretrainedWeightsCorrupt(f"the download of {self.url} is corrupt: {e}") from None
+        return self.cache_path
+
+    def verify(self, path: str) -> None:
+        """Raise ``PretrainedWeightsCorrupt`` unless the SHA-256 of ``path`` starts with the name's prefix."""
+        digest = sha256_file(path)
+        if not digest.startswith(self.hash_prefix):
+            raise PretrainedWeightsCorrupt(
+                f"{path} is not torchvision's {self.name}: its SHA-256 starts with {digest[: len(self.hash_prefix)]}, "
+                f"its name says {self.hash_prefix}. The file is damaged or was replaced, and is not loaded.\n"
+                f"Delete it so that it is downloaded again, or put the original {self.url} there."
+            )
+
+    def get_state_dict(self, progress: bool = True) -> dict[str, Tensor]:
+        """torchvision's state dict with its keys renamed to the zoo module's; downloads on first use.
+
+        The file's hash is checked on every call, then it is read with ``weights_only=True``.
+        """
+        path = self.cache_path if os.path.isfile(self.cache_path) else self.download(progress)
+        self.verify(path)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:  # the hash matched, yet the file holds more than tensors
+            raise PretrainedWeightsCorrupt(f"{path} is not a plain weights file; refusing to unpickle it: {e}") from None
         return remap_keys(state, _ARCHS[self.arch][1])
 
 
@@ -157,7 +216,9 @@ def build_pretrained(
     in_channels = kwargs.pop("in_channels", 3)
     model = cls(**{**kwargs, "num_classes": 1000, "in_channels": 3})
     model.load_state_dict(spec.get_state_dict())
-    model.preprocessing = spec.transforms()
+    preset = spec.transforms()
+    model.record_preprocessing(preset.mean, preset.std, preset.class_names)
+    model.hparams.resize_size = preset.resize_size  # torchvision's recipe: shorter side 256, center crop 224
     log.info("%s: loaded %s", arch, spec.name)
     if num_classes != 1000:
         log.info("%s: the 1000-class ImageNet head of %s is dropped; a new %d-class head is initialised", arch, spec.name, num_classes)
