@@ -264,3 +264,18 @@ def test_optimizers_and_schedulers(optimizer, scheduler):
         assert opt.param_groups[0]["lr"] < 0.01 * 0.01  # decayed to (almost) nothing by the end of the run
     if scheduler == "onecycle":
         assert opt.param_groups[0]["lr"] < 0.01 * 0.1  # annealed far below its peak
+
+
+def test_the_supervised_step_lives_in_the_supervised_bases():
+    """ZooModule holds what every model shares; only (x, y)-batch models inherit the loss-per-batch step."""
+    from zoo.base import SupervisedModule
+    from zoo.decoding import TranslationModule
+
+    contract = ("compute_loss", "metric_input", "_shared_step", "_set_stage_metrics", "_metrics")
+    assert not [name for name in contract if hasattr(zoo.ZooModule, name)]
+    for cls in (zoo.ClassifierModule, zoo.RegressorModule):
+        assert issubclass(cls, SupervisedModule)
+        assert cls.training_step is SupervisedModule.training_step
+    for cls in (zoo.GAN, zoo.DCGAN, zoo.DQN, TranslationModule):
+        assert not issubclass(cls, SupervisedModule)
+        assert not hasattr(cls, "_shared_step") and not hasattr(cls, "_set_stage_metrics")

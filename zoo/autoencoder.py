@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanSquaredError, MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio
 
+from zoo.base import SupervisedModule
 from zoo.generative import GenerativeModule, figure_to_image, save_or_log_image
 from zoo.layers import make_activation
 from zoo.registry import register_model
@@ -25,7 +26,7 @@ from zoo.registry import register_model
 __all__ = ["Autoencoder", "AutoencoderModule", "ConvAutoencoder"]
 
 
-class AutoencoderModule(GenerativeModule):
+class AutoencoderModule(GenerativeModule, SupervisedModule):
     """Shared steps of the autoencoders; subclasses build ``self.encoder`` and ``self.decoder``.
 
     Args:

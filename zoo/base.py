@@ -1,12 +1,14 @@
-"""What every zoo model shares: input checks, optimizer and scheduler wiring, steps, metrics and logging.
+"""What every zoo model shares, and the bases of the models trained one loss per ``(x, y)`` batch.
 
-``ZooModule``        optimizer/scheduler from primitive arguments, input checks, example input.
-``ClassifierModule`` cross-entropy (or BCE) steps, top-1/top-5 accuracy, timm's
-                     ``forward_features`` / ``forward_head`` / ``num_features`` / ``reset_classifier``.
-``RegressorModule``  MSE steps with MAE and RMSE.
+``ZooModule``         optimizer/scheduler from primitive arguments, input checks, example input: every model.
+``SupervisedModule``  train/val/test steps: ``compute_loss(output, target)`` and torchmetrics per stage.
+``ClassifierModule``  cross-entropy (or BCE) steps, top-1/top-5 accuracy, timm's
+                      ``forward_features`` / ``forward_head`` / ``num_features`` / ``reset_classifier``.
+``RegressorModule``   MSE steps with MAE and RMSE.
 
-Every argument is a primitive (str, int, float, bool, list), saved by ``save_hyperparameters()``, so
-a checkpoint loads under ``torch.load(weights_only=True)``.
+Models with their own loop (GANs, DQN, the encoder-decoders) inherit ``ZooModule`` and write their
+steps themselves. Every argument is a primitive (str, int, float, bool, list), saved by
+``save_hyperparameters()``, so a checkpoint loads under ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
 
-__all__ = ["ClassifierModule", "RegressorModule", "ZooModule"]
+__all__ = ["ClassifierModule", "RegressorModule", "SupervisedModule", "ZooModule"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,10 @@ class ZooModule(L.LightningModule):
                 names |= {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
         return names - {"self"}
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Names the class for zoo.load_checkpoint, which looks it up among the zoo's own classes only.
+        checkpoint["zoo_class"] = type(self).__name__
+
     # -- input ------------------------------------------------------------------------------------
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -118,43 +124,9 @@ class ZooModule(L.LightningModule):
             )
         return x
 
-    # -- steps (subclasses define loss and metrics) -------------------------------------------------
-    def _set_stage_metrics(self, collection: MetricCollection) -> None:
-        """One copy of ``collection`` per stage, logged as ``train/...``, ``val/...``, ``test/...``."""
-        for stage in _STAGES:
-            setattr(self, f"{stage}_metrics", collection.clone(prefix=f"{stage}/"))
-
-    def _metrics(self, stage: str) -> MetricCollection:
-        return getattr(self, f"{stage}_metrics")
-
-    def compute_loss(self, output: Tensor, target: Tensor) -> Tensor:
-        raise NotImplementedError
-
-    def metric_input(self, output: Tensor) -> Tensor:
-        """What the metrics compare with the target (logits, probabilities or values)."""
-        return output
-
-    def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
-        x, y = batch
-        output = self(x)
-        loss = self.compute_loss(output, y)
-        metrics = self._metrics(stage)
-        metrics.update(self.metric_input(output).detach(), y)
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(x))
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=len(x))
-        return loss
-
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "train")
-
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "val")
-
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "test")
-
+    # -- inference --------------------------------------------------------------------------------
     def predict_step(self, batch: Tensor | tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        """The model's output for the batch's inputs (its first element when the batch is a tuple)."""
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self(x)
 
@@ -197,7 +169,53 @@ class ZooModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-class ClassifierModule(ZooModule):
+class SupervisedModule(ZooModule):
+    """Base of the models trained one loss per ``(x, y)`` batch: train, validation and test steps.
+
+    Each step computes ``compute_loss(self(x), y)``, updates the stage's metrics with
+    ``metric_input(output)`` and ``y``, and logs ``{stage}/loss`` and ``{stage}/<metric>``. Subclasses define
+    ``compute_loss`` and call ``_set_stage_metrics`` once in ``__init__``; a step that needs more (another
+    input, extra metrics) overrides ``_shared_step``.
+    """
+
+    def _set_stage_metrics(self, collection: MetricCollection) -> None:
+        """One copy of ``collection`` per stage, logged as ``train/...``, ``val/...``, ``test/...``."""
+        for stage in _STAGES:
+            setattr(self, f"{stage}_metrics", collection.clone(prefix=f"{stage}/"))
+
+    def _metrics(self, stage: str) -> MetricCollection:
+        return getattr(self, f"{stage}_metrics")
+
+    def compute_loss(self, output: Tensor, target: Tensor) -> Tensor:
+        """The training objective of one batch: ``forward``'s output against the targets."""
+        raise NotImplementedError
+
+    def metric_input(self, output: Tensor) -> Tensor:
+        """What the metrics compare with the target (logits, probabilities or values)."""
+        return output
+
+    def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        x, y = batch
+        output = self(x)
+        loss = self.compute_loss(output, y)
+        metrics = self._metrics(stage)
+        metrics.update(self.metric_input(output).detach(), y)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(x))
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=len(x))
+        return loss
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "test")
+
+
+class ClassifierModule(SupervisedModule):
     """Base of every classifier: ``forward = forward_head(forward_features(x))``.
 
     Subclasses build ``self.head`` (an ``nn.Linear(num_features, num_outputs)``) and define
@@ -295,7 +313,7 @@ class ClassifierModule(ZooModule):
         return logits.softmax(dim=-1)
 
 
-class RegressorModule(ZooModule):
+class RegressorModule(SupervisedModule):
     """Base of the regression models: MSE loss, MAE and RMSE metrics.
 
     Args:
