@@ -13,6 +13,7 @@ from zoo.alexnet import AlexNet, AlexNetSmall
 from zoo import attacks
 from zoo.autoencoder import Autoencoder, ConvAutoencoder
 from zoo.base import ClassifierModule, RegressorModule, ZooModule
+from zoo.checkpoint import load_checkpoint
 from zoo.cnn import SimpleCNN
 from zoo.decoding import load_translation_model, translate
 from zoo.dqn import DQN, play
@@ -23,6 +24,7 @@ from zoo.lenet import LeNet5
 from zoo.linear import LinearRegression
 from zoo.mlp import MLP
 from zoo.predict import predict
+from zoo.preprocessing import ImageInputMixin
 from zoo.pretrained import ImageNetWeights, PretrainedWeightsUnavailable, get_weights
 from zoo.registry import create_model, get_model_class, list_models, register_model
 from zoo.resnet import ResNet
@@ -36,6 +38,7 @@ __all__ = [
     "AlexNet",
     "AlexNetSmall",
     "ImageClassifier",
+    "ImageInputMixin",
     "ImageNetWeights",
     "ImagePreprocessing",
     "MLP",
@@ -65,6 +68,7 @@ __all__ = [
     "get_model_class",
     "get_weights",
     "list_models",
+    "load_checkpoint",
     "load_translation_model",
     "play",
     "predict",

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from zoo.base import ClassifierModule
+from zoo.image import ImageClassifier
 from zoo.registry import register_model
 
 __all__ = ["SimpleCNN"]
 
 
 @register_model("simple_cnn")
-class SimpleCNN(ClassifierModule):
+class SimpleCNN(ImageClassifier):
     """conv 10@5x5 -> max-pool -> ReLU -> conv 20@5x5 -> dropout -> max-pool -> ReLU -> fc 50 -> dropout -> classes.
 
     Works for any square image of side >= 12; 28x28 gives 320 features before the fc layer, 32x32 gives 500.
@@ -20,6 +20,12 @@ class SimpleCNN(ClassifierModule):
         in_channels: image channels.
         image_size: side of the square input.
         dropout: dropout probability, applied channel-wise after the second conv and element-wise after fc 50.
+        freeze_backbone: train only the output layer (``head``).
+        resize_size: ``transforms()`` resizes an image's shorter side to this before center-cropping
+            ``image_size``; None resizes straight to ``image_size``.
+        mean: per-channel mean of the normalization the model reads (images in [0, 1]); None: none.
+        std: per-channel standard deviation of that normalization; None: none.
+        class_names: one name per class, in label order, or None.
         num_classes: number of classes.
         binary: one logit and binary cross-entropy (num_classes=2).
         label_smoothing: cross-entropy label smoothing.
@@ -30,16 +36,12 @@ class SimpleCNN(ClassifierModule):
         scheduler: "none", "cosine", "onecycle" or "plateau"; see ``zoo.ZooModule``.
     """
 
+    stem_conv = "features.0"
+
     def __init__(self, *, in_channels: int = 1, image_size: int = 28, dropout: float = 0.5, **kwargs) -> None:
-        super().__init__(**kwargs)
         if image_size < 12:
             raise ValueError(f"SimpleCNN needs images of side >= 12, got image_size={image_size}")
-        if in_channels < 1:
-            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        self.in_channels = in_channels
-        self.image_size = image_size
+        super().__init__(in_channels=in_channels, image_size=image_size, dropout=dropout, **kwargs)
         side = ((image_size - 4) // 2 - 4) // 2  # two 5x5 valid convs, each followed by a 2x2 pool
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 10, 5),  # (B, 10, S-4, S-4)
@@ -55,10 +57,7 @@ class SimpleCNN(ClassifierModule):
             nn.Dropout(dropout),  # (B, 50)
         )
         self.head = nn.Linear(50, self.num_outputs)  # (B, num_classes)
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return (self.in_channels, self.image_size, self.image_size)
+        self._finish_init()
 
     def forward_features(self, x: Tensor) -> Tensor:
         """(B, C, H, W) -> (B, 50)."""

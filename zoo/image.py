@@ -1,115 +1,33 @@
-"""What the image classifiers (AlexNet, VGG, ResNet, ViT) share: input size, frozen backbones, preprocessing.
+"""What the image classifiers (LeNet-5, SimpleCNN, AlexNet, VGG, ResNet, ViT) share: input size,
+frozen backbones, and the preprocessing they carry (``zoo.preprocessing``).
 
-``ImagePreprocessing`` turns an image (file, PIL image or tensor) into the model's input the way it was
-trained: ImageNet weights bring torchvision's recipe (resize 256, center crop 224, ImageNet mean and
-std); a model trained on a zoo datamodule records that datamodule's normalization and class names when
-fit starts, and keeps them in its checkpoint, so a loaded checkpoint predicts without the datamodule.
+ImageNet weights bring torchvision's recipe (resize 256, center crop 224, ImageNet mean and std); a
+model trained on a zoo datamodule records that datamodule's normalization and class names in its
+hyperparameters when fit starts, so a loaded checkpoint predicts without the datamodule.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any
 
-import torch
-from torch import Tensor, nn
-from torchvision.transforms.v2 import functional as TF
+from torch import nn
 
 from zoo.base import ClassifierModule
+from zoo.preprocessing import IMAGENET_MEAN, IMAGENET_STD, ImageInputMixin, ImagePreprocessing
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageClassifier", "ImagePreprocessing"]
 
 log = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
-
-class ImagePreprocessing:
-    """Image -> normalized float tensor (C, H, W), like torchvision's ``weights.transforms()``.
-
-    Steps: convert to ``channels`` (grey or RGB), resize the shorter side to ``resize_size`` (when
-    given, else straight to ``crop_size`` x ``crop_size``), center-crop ``crop_size``, scale to [0, 1],
-    normalize with ``mean`` and ``std``.
-
-    Args:
-        crop_size: side of the square the model reads.
-        resize_size: shorter side after resizing, before the center crop; None resizes to the crop.
-        mean: per-channel mean of the training images in [0, 1].
-        std: per-channel standard deviation.
-        channels: 1 (grey) or 3 (RGB).
-        class_names: one name per class, in label order, or None.
-    """
-
-    def __init__(
-        self,
-        *,
-        crop_size: int,
-        resize_size: int | None = None,
-        mean: Sequence[float] = (0.0,),
-        std: Sequence[float] = (1.0,),
-        channels: int = 3,
-        class_names: Sequence[str] | None = None,
-    ) -> None:
-        self.crop_size = int(crop_size)
-        self.resize_size = None if resize_size is None else int(resize_size)
-        self.channels = int(channels)
-        self.mean = [float(m) for m in mean]
-        self.std = [float(s) for s in std]
-        if len(self.mean) == 1 and self.channels > 1:
-            self.mean, self.std = self.mean * self.channels, self.std * self.channels
-        self.class_names = None if class_names is None else [str(c) for c in class_names]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Primitive values only, so a checkpoint holding them loads with ``weights_only=True``."""
-        return {
-            "crop_size": self.crop_size,
-            "resize_size": self.resize_size,
-            "mean": self.mean,
-            "std": self.std,
-            "channels": self.channels,
-            "class_names": self.class_names,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ImagePreprocessing:
-        return cls(**d)
-
-    def __repr__(self) -> str:
-        shown = {k: v for k, v in self.to_dict().items() if k != "class_names"}
-        return f"ImagePreprocessing({', '.join(f'{k}={v}' for k, v in shown.items())})"
-
-    def __call__(self, image: Any) -> Tensor:
-        """A PIL image, or a uint8 / float (in [0, 1]) tensor (C, H, W) -> float tensor (channels, crop, crop)."""
-        if isinstance(image, Tensor):
-            if image.ndim == 2:
-                image = image.unsqueeze(0)  # (1, H, W)
-            if image.ndim != 3:
-                raise ValueError(f"expected an image tensor of shape (C, H, W), got {tuple(image.shape)}")
-            if image.shape[0] != self.channels:
-                if image.shape[0] == 3 and self.channels == 1:
-                    image = TF.rgb_to_grayscale(image)
-                elif image.shape[0] == 1:
-                    image = image.expand(self.channels, -1, -1)
-                else:
-                    raise ValueError(f"cannot turn a {image.shape[0]}-channel image into {self.channels} channels")
-        else:  # PIL: resized by PIL, like torchvision's presets
-            image = image.convert("L" if self.channels == 1 else "RGB")
-        if self.resize_size is not None:
-            image = TF.center_crop(TF.resize(image, [self.resize_size], antialias=True), [self.crop_size])  # shorter side, crop
-        elif tuple(TF.get_size(image)) != (self.crop_size, self.crop_size):
-            image = TF.resize(image, [self.crop_size, self.crop_size], antialias=True)
-        x = image if isinstance(image, Tensor) else TF.pil_to_tensor(image)  # (C, crop, crop)
-        x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
-        return TF.normalize(x, self.mean, self.std)  # (C, crop, crop)
-
-
-class ImageClassifier(ClassifierModule):
+class ImageClassifier(ImageInputMixin, ClassifierModule):
     """Base of the zoo's image classifiers: (B, in_channels, image_size, image_size) -> logits.
 
     Subclasses build ``self.head`` last and call ``self._finish_init()`` at the end of ``__init__``;
-    ``stem_conv`` names the first convolution (for ``in_channels`` adaptation).
+    ``stem_conv`` names the first convolution (for ``in_channels`` adaptation). The normalization and
+    class names the model was trained with are hyperparameters (see ``zoo.preprocessing.ImageInputMixin``),
+    so ``transforms()`` and ``zoo.predict`` read raw images the way the training pipeline did.
 
     Args:
         in_channels: image channels, 1 (grey) or 3 (colour).
@@ -117,6 +35,11 @@ class ImageClassifier(ClassifierModule):
         dropout: dropout before the classifier's linear layers.
         freeze_backbone: train only the head (``head``): every other parameter gets ``requires_grad=False``
             and the backbone's batch-norm layers keep their running statistics (they stay in eval mode).
+        resize_size: ``transforms()`` resizes an image's shorter side to this before center-cropping
+            ``image_size`` (ImageNet: 256 then 224); None resizes straight to ``image_size``.
+        mean: per-channel mean of the normalization the model reads (images in [0, 1]); None: none.
+        std: per-channel standard deviation of that normalization; None: none.
+        class_names: one name per class, in label order, or None.
     """
 
     #: Attribute path of the first convolution, whose input channels ``adapt_input_channels`` changes.
@@ -129,6 +52,7 @@ class ImageClassifier(ClassifierModule):
         image_size: int = 32,
         dropout: float = 0.0,
         freeze_backbone: bool = False,
+        resize_size: int | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -138,12 +62,15 @@ class ImageClassifier(ClassifierModule):
             raise ValueError(f"image_size must be >= 1, got {image_size}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if resize_size is not None and resize_size < image_size:
+            raise ValueError(f"resize_size must be >= image_size ({image_size}) or None, got {resize_size}")
+        names = self.hparams.get("class_names")
+        if names is not None and len(names) != self.num_classes:
+            raise ValueError(f"class_names has {len(names)} names for num_classes={self.num_classes}")
         self.in_channels = in_channels
         self.image_size = image_size
         self.dropout = dropout
         self.freeze_backbone = freeze_backbone
-        # Unnormalized pixels until a datamodule or pretrained weights say otherwise.
-        self.preprocessing = ImagePreprocessing(crop_size=image_size, channels=in_channels)
 
     def _finish_init(self) -> None:
         if self.freeze_backbone:
@@ -172,13 +99,14 @@ class ImageClassifier(ClassifierModule):
 
     def reset_classifier(self, num_classes: int) -> None:
         super().reset_classifier(num_classes)
-        self.preprocessing.class_names = None  # the old labels no longer apply
+        self.hparams.class_names = None  # the old labels no longer apply
 
     def adapt_input_channels(self, in_channels: int) -> None:
         """Make the first convolution read ``in_channels`` channels, keeping what its RGB filters learned.
 
         1 channel: the RGB filters summed (a grey image g gives the same response as the RGB image (g, g, g)).
         N channels: the RGB filters repeated cyclically and scaled by 3/N, so activations keep their scale.
+        The recorded normalization follows: its channels averaged (1 channel) or repeated (N channels).
         """
         conv: nn.Conv2d = self.get_submodule(self.stem_conv)
         old = conv.weight.data  # (O, C_old, k, k)
@@ -195,44 +123,21 @@ class ImageClassifier(ClassifierModule):
         log.info("%s: first convolution adapted from %d to %d input channels", type(self).__name__, old.shape[1], in_channels)
         self.in_channels = in_channels
         self.hparams.in_channels = in_channels
-        p = self.preprocessing
-        mean = (sum(p.mean) / len(p.mean),) if in_channels == 1 else (p.mean * in_channels)[:in_channels]
-        std = (sum(p.std) / len(p.std),) if in_channels == 1 else (p.std * in_channels)[:in_channels]
-        self.preprocessing = ImagePreprocessing(
-            crop_size=p.crop_size, resize_size=p.resize_size, mean=mean, std=std, channels=in_channels, class_names=p.class_names
-        )
-
-    @property
-    def class_names(self) -> list[str] | None:
-        return self.preprocessing.class_names
+        mean, std = self.hparams.get("mean"), self.hparams.get("std")
+        if mean is not None:
+            if in_channels == 1:
+                mean, std = [sum(mean) / len(mean)], [sum(std) / len(std)]
+            else:
+                mean, std = (mean * in_channels)[:in_channels], (std * in_channels)[:in_channels]
+            self.record_preprocessing(mean, std)
 
     # -- preprocessing travels with the model -------------------------------------------------------------
-    def transforms(self) -> ImagePreprocessing:
-        """The preprocessing that turns one image into this model's input (see ``ImagePreprocessing``)."""
-        return self.preprocessing
-
     def on_fit_start(self) -> None:
-        """Record the datamodule's normalization and class names, so checkpoints predict on their own."""
-        dm = getattr(self.trainer, "datamodule", None)
-        norm = getattr(dm, "normalization", None)
-        if dm is None or not norm or not norm.get("mean"):
-            return
-        names = getattr(dm, "class_names", None)
-        self.preprocessing = ImagePreprocessing(
-            crop_size=self.image_size,
-            resize_size=getattr(dm, "resize_size", None),
-            mean=norm["mean"],
-            std=norm["std"],
-            channels=self.in_channels,
-            class_names=names if names and len(names) == self.num_classes else None,
-        )
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["preprocessing"] = self.preprocessing.to_dict()
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if "preprocessing" in checkpoint:
-            self.preprocessing = ImagePreprocessing.from_dict(checkpoint["preprocessing"])
+        """Record the datamodule's normalization, class names and resize size (an ImageFolder's)."""
+        super().on_fit_start()
+        resize = getattr(getattr(self.trainer, "datamodule", None), "resize_size", None)
+        if resize is not None:  # images were read shorter side to resize_size, then center-cropped
+            self.hparams.resize_size = int(resize)
 
     def configure_optimizers(self) -> Any:
         if self.freeze_backbone:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from zoo.base import ClassifierModule
+from zoo.image import ImageClassifier
 from zoo.layers import make_activation
 from zoo.registry import register_model
 
@@ -12,19 +12,28 @@ __all__ = ["LeNet5"]
 
 
 @register_model("lenet5")
-class LeNet5(ClassifierModule):
-    """LeNet-5 as published: C1 conv 6@5x5, S2 pool, C3 conv 16@5x5, S4 pool, C5 120, F6 84, output.
+class LeNet5(ImageClassifier):
+    """LeNet-5's layout: C1 conv 6@5x5, S2 pool, C3 conv 16@5x5, S4 pool, C5 120, F6 84, linear output.
 
     The network reads 32x32 images; 28x28 inputs (MNIST, Fashion-MNIST) get 2 pixels of zero padding
-    in C1, which is how the paper's 28x28 digits were centred in a 32x32 field. The paper's scaled
-    tanh and trainable subsampling are the default "tanh" and "avg"; "relu" and "max" give the common
-    modern variant.
+    in C1, which is how the paper's 28x28 digits were centred in a 32x32 field. Unlike the paper,
+    the nonlinearity is a plain ``torch.tanh`` by default (not the scaled 1.7159 tanh(2x/3)), S2 and S4
+    are parameter-free average (or max) pooling (not trainable subsampling with a coefficient and bias),
+    C3 connects to all six S2 maps (not the paper's partial table), and the output is a linear layer
+    trained with cross-entropy (not RBF units). "relu" and "max" give the common modern variant.
 
     Args:
         in_channels: image channels, 1 (grey) or 3 (colour).
         image_size: side of the square input, 28 or 32.
         activation: nonlinearity after every layer but the output: "tanh", "relu", "gelu", "sigmoid", ...
-        pooling: subsampling in S2 and S4: "avg" or "max".
+        pooling: subsampling in S2 and S4: "avg" or "max", both without parameters.
+        dropout: dropout after F6, before the output layer (0: none, as in the paper).
+        freeze_backbone: train only the output layer (``head``).
+        resize_size: ``transforms()`` resizes an image's shorter side to this before center-cropping
+            ``image_size``; None resizes straight to ``image_size``.
+        mean: per-channel mean of the normalization the model reads (images in [0, 1]); None: none.
+        std: per-channel standard deviation of that normalization; None: none.
+        class_names: one name per class, in label order, or None.
         num_classes: number of classes.
         binary: one logit and binary cross-entropy (num_classes=2).
         label_smoothing: cross-entropy label smoothing.
@@ -35,6 +44,8 @@ class LeNet5(ClassifierModule):
         scheduler: "none", "cosine", "onecycle" or "plateau"; see ``zoo.ZooModule``.
     """
 
+    stem_conv = "features.0"
+
     def __init__(
         self,
         *,
@@ -44,18 +55,14 @@ class LeNet5(ClassifierModule):
         pooling: str = "avg",
         **kwargs,
     ) -> None:
-        super().__init__(**kwargs)
         if image_size not in (28, 32):
             raise ValueError(
                 f"LeNet5 reads 28x28 or 32x32 images, got image_size={image_size}; "
                 "resize the data (e.g. DigitsDataModule(image_size=32))"
             )
-        if in_channels < 1:
-            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
         if pooling not in ("avg", "max"):
             raise ValueError(f"pooling must be 'avg' or 'max', got {pooling!r}")
-        self.in_channels = in_channels
-        self.image_size = image_size
+        super().__init__(in_channels=in_channels, image_size=image_size, **kwargs)
         pool = nn.AvgPool2d if pooling == "avg" else nn.MaxPool2d
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 6, 5, padding=(32 - image_size) // 2),  # C1: (B, 6, 28, 28)
@@ -69,12 +76,10 @@ class LeNet5(ClassifierModule):
             make_activation(activation),
             nn.Linear(120, 84),  # F6: (B, 84)
             make_activation(activation),
+            nn.Dropout(self.dropout),
         )
         self.head = nn.Linear(84, self.num_outputs)  # output: (B, num_classes)
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return (self.in_channels, self.image_size, self.image_size)
+        self._finish_init()
 
     def forward_features(self, x: Tensor) -> Tensor:
         """(B, C, H, W) -> (B, 84), the F6 activations."""
