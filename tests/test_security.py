@@ -108,3 +108,25 @@ def test_the_known_md5s_are_torchvisions():
     expected = dict(torchvision.datasets.CIFAR10.train_list + torchvision.datasets.CIFAR10.test_list)
     assert vision.CIFAR10_MD5 == expected
     assert set(expected) == set(vision.CIFAR10DataModule.train_batches + vision.CIFAR10DataModule.test_batches)
+
+
+# --------------------------------------------------------------------------------------------------
+# Dependency floors: every documented load is weights-only
+# --------------------------------------------------------------------------------------------------
+def test_dependency_floors_make_every_documented_load_weights_only():
+    """torch 2.6 unpickles weights-only by default; Lightning 2.6.6's load_from_checkpoint honours
+    weights_only and refuses a checkpoint's _instantiator outside its allowlist."""
+    import re
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    dependencies = pyproject.split("\ndependencies = [", 1)[1].split("\n]", 1)[0]
+    floors = {}
+    for line in re.findall(r'^\s*"([^"]+)",', dependencies, re.M):
+        req = Requirement(line)
+        floors[req.name] = min((Version(s.version) for s in req.specifier if s.operator == ">="), default=None)
+    assert floors["torch"] >= Version("2.6") and floors["torchvision"] >= Version("0.21")
+    assert floors["lightning"] >= Version("2.6.6")
+    assert floors["torch"] <= Version("2.14.1") and floors["torchvision"] <= Version("0.29.1")
