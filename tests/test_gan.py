@@ -12,7 +12,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import zoo
 from zoo.gan import GAN, GANModule, generate
-from zoo.gan_metrics import ClassifierFeatures, GANQualityMetrics, load_classifier
+from zoo.base import ClassifierModule
+from zoo.gan_metrics import ClassifierFeatures, GANQualityMetrics, classifier_input, frechet_distance
 
 NAMES = ["gan", "cgan", "dcgan"]
 SMALL = {"gan": dict(generator_sizes=[32], discriminator_sizes=[32]), "cgan": dict(generator_sizes=[32], discriminator_sizes=[32]),
@@ -149,7 +150,7 @@ def test_generate_and_predict():
 
 
 def test_generate_command_writes_a_png_grid(tmp_path):
-    from zoo.generate import main
+    from zoo.tools.generate import main
 
     for name in ("cgan", "dcgan"):
         model = small(name)
@@ -165,33 +166,112 @@ def test_generate_command_writes_a_png_grid(tmp_path):
 
 
 def test_quality_metrics_with_a_classifier_checkpoint(tmp_path):
+    """The command-line path: the callback loads a zoo classifier checkpoint and logs both metrics."""
     classifier = zoo.create_model("lenet5")
     cls_trainer = quiet_trainer(tmp_path, max_steps=1, enable_checkpointing=False)
     cls_trainer.fit(classifier, loader())
     cls_ckpt = tmp_path / "lenet5.ckpt"
     cls_trainer.save_checkpoint(cls_ckpt)
-    with pytest.raises(ValueError, match="does not say which class"):
-        load_classifier(str(cls_ckpt))
-    assert isinstance(load_classifier(str(cls_ckpt), "zoo.LeNet5"), zoo.LeNet5)
+    assert isinstance(zoo.load_checkpoint(cls_ckpt), zoo.LeNet5)  # the checkpoint records its class
 
     metrics = GANQualityMetrics(str(cls_ckpt), classifier_class="zoo.LeNet5", num_samples=24, batch_size=10)
-    model = small("cgan")
     trainer = quiet_trainer(tmp_path, max_epochs=1, callbacks=[metrics], enable_checkpointing=False, num_sanity_val_steps=0)
-    trainer.fit(model, loader(), loader(32))
-    fid, acc = float(trainer.callback_metrics["val/fid"]), float(trainer.callback_metrics["val/class_acc"])
-    assert fid > 0 and 0 <= acc <= 1
-
-    # class accuracy recomputed by hand is a multiple of 1/24 and FID of a set against itself is ~0
+    trainer.fit(small("cgan"), loader(), loader(32))
+    assert torch.isfinite(trainer.callback_metrics["val/fid"]) and "val/class_acc" in trainer.callback_metrics
     features = ClassifierFeatures(metrics.classifier)
     assert features.num_features == 84 and features(torch.randn(2, 1, 28, 28)).shape == (2, 84)
-    assert (acc * 24) == pytest.approx(round(acc * 24))
-    from torchmetrics.image.fid import FrechetInceptionDistance
 
-    same = FrechetInceptionDistance(feature=features)
-    real = torch.randn(200, 1, 28, 28)
-    same.update(real, real=True)
-    same.update(real, real=False)
-    assert abs(float(same.compute())) < 1e-3
+
+class PixelStatsClassifier(ClassifierModule):
+    """A classifier of known outputs. Features: the mean and the mean square of the pixels it reads
+    (it undoes its normalization ``MEAN``/``STD``); it predicts class round(10 * mean pixel), except
+    that it takes every 7 for a 1."""
+
+    MEAN, STD = 0.0, 1.0
+
+    def __init__(self) -> None:
+        super().__init__(num_classes=10)
+
+    @property
+    def input_shape(self):
+        return (1, 28, 28)
+
+    @property
+    def num_features(self) -> int:
+        return 2
+
+    def forward_features(self, x):
+        pixels = x * self.STD + self.MEAN
+        return torch.stack([pixels.mean((1, 2, 3)), pixels.pow(2).mean((1, 2, 3))], dim=1)  # (B, 2)
+
+    def forward_head(self, features):
+        predicted = (features[:, 0] * 10).round().long()
+        predicted[predicted == 7] = 1
+        return nn.functional.one_hot(predicted, 10).float()  # (B, 10) logits
+
+
+class ClassShades(nn.Module):
+    """A stand-in generator: whatever the noise, the image of class k is uniformly grey k / 10 (in [-1, 1] here)."""
+
+    def forward(self, z, labels):
+        return (labels.float() / 10 * 2 - 1).view(-1, 1, 1, 1).expand(-1, 1, 28, 28)  # (B, 1, 28, 28)
+
+
+def test_class_accuracy_and_fid_are_what_a_known_classifier_says(tmp_path):
+    """Fails unless class_acc is the hand count: 24 samples, classes 0..9, 0..9, 0..3 in turn (generated 7
+    at a time), each the grey k / 10 that the stub reads back as k, except the two 7s it calls 1: 22 / 24.
+    FID is the distance between the first 24 real validation images and those 24 samples."""
+    judge = PixelStatsClassifier()
+    model = small("cgan")
+    model.generator = ClassShades()
+    g = torch.Generator().manual_seed(0)
+    real_pixels = torch.rand(40, 1, 1, 1, generator=g) * 0.8 + 0.1 * torch.rand(40, 1, 28, 28, generator=g)  # (40, 1, 28, 28)
+    val = DataLoader(TensorDataset(model.to_input(real_pixels), torch.randint(0, 10, (40,), generator=g)), batch_size=16)
+    metrics = GANQualityMetrics("unused.ckpt", num_samples=24, batch_size=7)
+    metrics.use_classifier(judge)
+    logged = quiet_trainer(tmp_path, callbacks=[metrics]).validate(model, val, verbose=False)[0]
+    assert logged["val/class_acc"] == pytest.approx(22 / 24)
+
+    labels = torch.arange(24) % 10
+    with torch.no_grad():
+        fakes = model.eval()(torch.zeros(24, 16), labels)  # what the callback generated, the noise aside
+    assert torch.allclose(fakes, (labels.float() / 10).view(-1, 1, 1, 1).expand(-1, 1, 28, 28), atol=1e-6)
+    expected = frechet_distance(judge)
+    expected.update(classifier_input(judge, model, real_pixels[:24]), real=True)
+    expected.update(classifier_input(judge, model, fakes), real=False)
+    assert logged["val/fid"] == pytest.approx(float(expected.compute()), rel=1e-4)
+
+
+def frechet_reference(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Fréchet distance of two feature sets (N, D), written independently of torchmetrics: float64,
+    Tr sqrt(S1 S2) as the trace of the symmetric sqrt(sqrt(S1) S2 sqrt(S1))."""
+    a, b = a.double(), b.double()
+    s1, s2 = torch.cov(a.T), torch.cov(b.T)
+    w, v = torch.linalg.eigh(s1)
+    root1 = v @ torch.diag(w.clamp(min=0).sqrt()) @ v.T
+    cross = torch.linalg.eigvalsh(root1 @ s2 @ root1).clamp(min=0).sqrt().sum()
+    return float((a.mean(0) - b.mean(0)).pow(2).sum() + torch.trace(s1) + torch.trace(s2) - 2 * cross)
+
+
+def test_fid_is_zero_for_identical_sets_and_grows_with_the_shift():
+    """FID through ClassifierFeatures: ~0 for a set against itself, then the reference value for the set
+    against its copy shifted by delta in pixel space, strictly growing with delta and at least delta^2
+    (the shift of the mean-pixel feature alone)."""
+    judge = PixelStatsClassifier()
+    g = torch.Generator().manual_seed(0)
+    pixels = torch.rand(500, 1, 1, 1, generator=g) * 0.5 + 0.1 * torch.rand(500, 1, 28, 28, generator=g)  # in [0, 0.6]
+    distances = []
+    for delta in (0.0, 0.05, 0.1, 0.2, 0.4):
+        fid = frechet_distance(judge)
+        fid.update(pixels, real=True)
+        fid.update(pixels + delta, real=False)
+        distance = float(fid.compute())
+        reference = frechet_reference(judge.forward_features(pixels), judge.forward_features(pixels + delta))
+        assert distance == pytest.approx(reference, rel=1e-3, abs=1e-6)
+        assert distance >= delta**2 * (1 - 1e-3)
+        distances.append(distance)
+    assert abs(distances[0]) < 1e-6
+    assert all(a < b for a, b in zip(distances, distances[1:]))
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])

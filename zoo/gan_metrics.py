@@ -10,12 +10,11 @@ configs/lenet5_fashionmnist.yaml) and, at the end of each validation, generates 
   validation images and of generated ones: torchmetrics' ``FrechetInceptionDistance`` with the
   classifier as its feature extractor. Lower is better; values are comparable only for the same classifier.
 
-The classifier must read the same normalization as the GAN's datamodule (train it on that datamodule).
+Both real and generated images reach the classifier as pixels normalized the way the classifier recorded
+(its ``hparams.mean`` / ``std``); a classifier that recorded none is taken to read the GAN's normalization.
 """
 
 from __future__ import annotations
-
-import importlib
 
 import lightning as L
 import torch
@@ -23,8 +22,9 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from zoo.base import ClassifierModule
+from zoo.checkpoint import load_checkpoint
 
-__all__ = ["ClassifierFeatures", "GANQualityMetrics", "load_classifier"]
+__all__ = ["ClassifierFeatures", "GANQualityMetrics", "classifier_input", "frechet_distance"]
 
 
 class ClassifierFeatures(nn.Module):
@@ -42,19 +42,16 @@ class ClassifierFeatures(nn.Module):
         return super().train(False)  # always in eval mode (dropout, batch-norm statistics)
 
 
-def load_classifier(path: str, class_path: str | None = None, map_location: str | torch.device = "cpu") -> ClassifierModule:
-    """A zoo classifier from a checkpoint, loaded with ``weights_only=True``. The class comes from
-    ``class_path`` ("zoo.LeNet5"), else from the checkpoint (the CLI records it as ``_class_path``)."""
-    if class_path is None:
-        hparams = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
-        class_path = hparams.get("_class_path")
-        if class_path is None:
-            raise ValueError(f"{path} does not say which class it holds: pass its class path, e.g. 'zoo.LeNet5'")
-    module, name = class_path.rsplit(".", 1)
-    cls = getattr(importlib.import_module(module), name)
-    if not issubclass(cls, ClassifierModule):
-        raise TypeError(f"{class_path} is not a zoo classifier (ClassifierModule)")
-    return cls.load_from_checkpoint(path, map_location=map_location, weights_only=True).eval()
+def frechet_distance(classifier: ClassifierModule) -> FrechetInceptionDistance:
+    """torchmetrics' FID over ``classifier``'s features; ``update(x, real=...)`` takes the classifier's inputs."""
+    return FrechetInceptionDistance(feature=ClassifierFeatures(classifier), reset_real_features=True)
+
+
+def classifier_input(classifier: nn.Module, gan: nn.Module, pixels: Tensor) -> Tensor:
+    """Pixels (B, C, H, W) in [0, 1] -> what ``classifier`` reads: normalized with the statistics it recorded,
+    else (a classifier that recorded none) with the GAN's, both trained on the same datamodule."""
+    recorded = (getattr(classifier, "hparams", None) or {}).get("mean") is not None
+    return classifier.normalize(pixels) if recorded and hasattr(classifier, "normalize") else gan.to_input(pixels)
 
 
 class GANQualityMetrics(L.Callback):
@@ -62,7 +59,8 @@ class GANQualityMetrics(L.Callback):
 
     Args:
         classifier: path of a zoo classifier checkpoint trained on the GAN's data.
-        classifier_class: its class path ("zoo.LeNet5") when the checkpoint does not record it.
+        classifier_class: its class or registry name ("LeNet5", "lenet5") when the checkpoint does not record
+            it; only the zoo's own classes are accepted (``zoo.load_checkpoint``).
         num_samples: real and generated images compared per validation.
         every_n_epochs: compute the metrics every this many epochs.
         batch_size: generated images per generator call.
@@ -87,8 +85,15 @@ class GANQualityMetrics(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.classifier is None:
-            self.classifier = load_classifier(self.classifier_path, self.classifier_class)
-            self.fid = FrechetInceptionDistance(feature=ClassifierFeatures(self.classifier), reset_real_features=True)
+            classifier = load_checkpoint(self.classifier_path, model=self.classifier_class)
+            if not isinstance(classifier, ClassifierModule):
+                raise TypeError(f"{self.classifier_path} holds a {type(classifier).__name__}, not a zoo classifier")
+            self.use_classifier(classifier)
+
+    def use_classifier(self, classifier: ClassifierModule) -> None:
+        """Judge with ``classifier``, a zoo classifier already in memory, instead of loading the checkpoint."""
+        self.classifier = classifier.eval()
+        self.fid = frechet_distance(classifier)
 
     def _active(self, trainer: L.Trainer) -> bool:
         return not trainer.sanity_checking and (trainer.current_epoch + 1) % self.every_n_epochs == 0
@@ -102,7 +107,7 @@ class GANQualityMetrics(L.Callback):
         if not self._active(trainer) or self._real >= self.num_samples:
             return
         x = batch[0][: self.num_samples - self._real]  # (B, C, H, W), normalized by the datamodule
-        self.fid.update(x, real=True)
+        self.fid.update(classifier_input(self.classifier, pl_module, pl_module.to_pixels(x)), real=True)
         self._real += len(x)
 
     @torch.no_grad()
@@ -114,7 +119,7 @@ class GANQualityMetrics(L.Callback):
             n = min(self.batch_size, self.num_samples - made)
             z = torch.randn(n, pl_module.latent_dim, device=pl_module.device)
             labels = (torch.arange(made, made + n, device=pl_module.device) % pl_module.num_classes) if pl_module.conditional else None
-            images = pl_module.to_input(pl_module(z, labels))  # generated pixels, normalized like the real ones
+            images = classifier_input(self.classifier, pl_module, pl_module(z, labels))  # generated pixels, as the classifier reads them
             self.fid.update(images, real=False)
             if labels is not None:
                 correct += int((self.classifier(images).argmax(dim=1) == labels).sum())
