@@ -25,6 +25,8 @@ from datamodules.base import DataNotFoundError, ImageDataModule, InMemoryDataset
 __all__ = ["IMAGE_EXTENSIONS", "ImageFolderDataModule"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class ImageFolderDataModule(ImageDataModule):
@@ -34,8 +36,9 @@ class ImageFolderDataModule(ImageDataModule):
         data_dir: folder holding ``train/`` (and ``val/``, ``test/``), each with one sub-folder per class.
         image_size: side of the square images the model reads (shorter side resized, then center crop).
         grayscale: read the images as one grey channel instead of three RGB channels.
-        mean: per-channel normalization mean (ImageNet's by default, for pretrained weights).
-        std: per-channel normalization standard deviation.
+        mean: per-channel normalization mean; default ImageNet's (for pretrained weights), or with
+            ``grayscale`` one value, the average of ImageNet's three (0.449).
+        std: per-channel normalization standard deviation; default ImageNet's, or with ``grayscale`` 0.226.
         random_crop_padding: training augmentation: pad by this many pixels and crop back at random (0: off).
         horizontal_flip: training augmentation: mirror half of the images left-right.
         batch_size: samples per batch for every split.
@@ -51,8 +54,8 @@ class ImageFolderDataModule(ImageDataModule):
         data_dir: str = "data/images",
         image_size: int = 224,
         grayscale: bool = False,
-        mean: list[float] = [0.485, 0.456, 0.406],  # noqa: B006
-        std: list[float] = [0.229, 0.224, 0.225],  # noqa: B006
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
         random_crop_padding: int = 0,
         horizontal_flip: bool = True,
         **kwargs,
@@ -62,6 +65,10 @@ class ImageFolderDataModule(ImageDataModule):
         self.image_size = image_size
         self.grayscale = grayscale
         channels = 1 if grayscale else 3
+        if mean is None:
+            mean = [round(sum(IMAGENET_MEAN) / 3, 3)] if grayscale else list(IMAGENET_MEAN)
+        if std is None:
+            std = [round(sum(IMAGENET_STD) / 3, 3)] if grayscale else list(IMAGENET_STD)
         if len(mean) not in (1, channels) or len(std) != len(mean):
             raise ValueError(f"mean and std need 1 or {channels} values each, got {mean} and {std}")
         self.mean = tuple(mean) * (channels // len(mean))

@@ -10,7 +10,7 @@ from PIL import Image
 
 import zoo
 from datamodules import DataNotFoundError, FashionMNISTDataModule, ImageFolderDataModule
-from zoo.predict import load_for_prediction, main
+from zoo.tools.predict import main
 
 CLASSES = ["cat", "dog", "fox"]
 COLOURS = {"cat": (220, 30, 30), "dog": (30, 220, 30), "fox": (30, 30, 220)}
@@ -56,6 +56,18 @@ def test_image_folder_without_val_holds_out_a_fraction_and_reads_grey(tmp_path):
     assert dm.train_set.tensors[0].shape[1:] == (1, 28, 28)
 
 
+def test_image_folder_grayscale_defaults_to_one_channel_normalization(tmp_path):
+    root = write_image_folder(tmp_path, splits=("train",), per_class=2)
+    grey = ImageFolderDataModule(data_dir=str(root), image_size=16, grayscale=True)  # raised: 3 means for 1 channel
+    assert grey.normalization == {"mean": [0.449], "std": [0.226]} and grey.input_shape == (1, 16, 16)
+    grey.setup()
+    assert grey.preprocess(grey.train_set.tensors[0][:2]).shape == (2, 1, 16, 16)
+    rgb = ImageFolderDataModule(data_dir=str(root), image_size=16)
+    assert rgb.normalization == {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    with pytest.raises(ValueError, match="mean and std need 1 or 1 values"):
+        ImageFolderDataModule(data_dir=str(root), grayscale=True, mean=[0.5, 0.5, 0.5], std=[0.2, 0.2, 0.2])
+
+
 def test_image_folder_missing_is_a_clear_error(tmp_path):
     with pytest.raises(DataNotFoundError, match="train/<class>"):
         ImageFolderDataModule(data_dir=str(tmp_path / "nowhere"))
@@ -69,7 +81,7 @@ def test_fit_on_an_image_folder_records_preprocessing_in_the_checkpoint(tmp_path
     trainer.fit(model, datamodule=dm)
     ckpt = tmp_path / "model.ckpt"
     trainer.save_checkpoint(ckpt)
-    loaded = load_for_prediction(str(ckpt), model="vit_tiny")
+    loaded = zoo.load_checkpoint(ckpt)
     t = loaded.transforms()
     assert (t.mean, t.std, t.class_names) == (list(dm.mean), list(dm.std), CLASSES)
     assert (t.resize_size, t.crop_size) == (32, 32)
@@ -96,7 +108,7 @@ def test_predict_command_prints_a_table(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == str(image) and len(out) == 4
     assert out[1].lstrip().startswith("1.") and out[1].rstrip().endswith(("0", "1", "2"))  # labels are indices
-    with pytest.raises(SystemExit, match="does not name its model class"):
+    with pytest.raises(SystemExit, match="does not record its model class"):
         main(["--checkpoint", str(ckpt), str(image)])
     with pytest.raises(SystemExit, match="no such file"):
         main(["--checkpoint", str(ckpt), str(tmp_path / "missing.png")])
