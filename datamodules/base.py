@@ -156,18 +156,24 @@ class ZooDataModule(L.LightningDataModule):
         """The per-channel ``mean`` and ``std`` applied by ``preprocess``, or None."""
         return None
 
+    def split_indices(self, n: int, has_test: bool) -> tuple[Tensor, Tensor, Tensor | None]:
+        """(train, val, test or None) indices into ``n`` loaded samples: seeded with ``seed``; without an
+        official test split (``has_test`` false) ``test_fraction`` is held out first."""
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
+        test_idx = None
+        if not has_test:
+            n_test = math.floor(n * self.test_fraction)
+            test_idx, order = order[:n_test], order[n_test:]
+        n_val = math.floor(len(order) * self.val_fraction)
+        return order[n_val:], order[:n_val], test_idx
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:  # loaded once, for every stage
             return
         (x, y), test = self.load()
-        generator = torch.Generator().manual_seed(self.seed)
-        order = torch.randperm(len(x), generator=generator)
+        train_idx, val_idx, test_idx = self.split_indices(len(x), has_test=test is not None)
         if test is None:
-            n_test = math.floor(len(x) * self.test_fraction)
-            test = (x[order[:n_test]], y[order[:n_test]])
-            order = order[n_test:]
-        n_val = math.floor(len(order) * self.val_fraction)
-        val_idx, train_idx = order[:n_val], order[n_val:]
+            test = (x[test_idx], y[test_idx])
         self.train_set = InMemoryDataset(x[train_idx], y[train_idx])
         self.val_set = InMemoryDataset(x[val_idx], y[val_idx])
         self.test_set = InMemoryDataset(*test)

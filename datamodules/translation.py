@@ -1,8 +1,8 @@
 """Sentence pairs for translation: a tab-separated file or URL, or numbers written out by num2words.
 
 ``TranslationDataModule`` serves batches ``(src, tgt)`` of token ids: src (B, S) and tgt (B, T) with
-tgt = bos, words..., eos; both padded with 0. Its vocabularies are built from the training pairs and
-exposed as primitives (``src_tokenizer``, ``tgt_tokenizer``) that the CLI links into the model.
+tgt = bos, words..., eos; both padded with 0. Its vocabularies are built from the training split alone
+(validation held out first, so a word seen only in validation or test is unknown) and exposed as primitives (``src_tokenizer``, ``tgt_tokenizer``) that the CLI links into the model.
 
 Sources:
 
@@ -108,7 +108,7 @@ class TranslationDataModule(ZooDataModule):
         self.tgt_level = tgt_level or ("word" if lang == "fr" or tsv_path else "char")
         self.min_freq = min_freq
         self.max_len = max_len
-        self._pairs: tuple[list[tuple[str, str]], list[tuple[str, str]]] | None = None
+        self._pairs: tuple[list[tuple[str, str]], list[tuple[str, str]], list[tuple[str, str]]] | None = None
         self._tokenizers: tuple[Tokenizer, Tokenizer] | None = None
 
     # -- the pairs ------------------------------------------------------------------------------------
@@ -147,15 +147,20 @@ class TranslationDataModule(ZooDataModule):
         test = rng.sample(range(low, high), self.num_test)
         return number_pairs(sorted(train), self.lang), number_pairs(test, self.lang)
 
-    def _cached_pairs(self):
+    def split_pairs(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[tuple[str, str]]]:
+        """(train, validation, test) pairs: ``val_fraction`` of ``read_pairs``' training pairs, drawn with ``seed``,
+        is held out for validation."""
         if self._pairs is None:
-            self._pairs = self.read_pairs()
+            pairs, test = self.read_pairs()
+            order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(self.seed)).tolist()
+            n_val = math.floor(len(pairs) * self.val_fraction)
+            self._pairs = ([pairs[i] for i in order[n_val:]], [pairs[i] for i in order[:n_val]], test)
         return self._pairs
 
     def tokenizers(self) -> tuple[Tokenizer, Tokenizer]:
-        """(source, target) tokenizers built on the training pairs."""
+        """(source, target) tokenizers built on the training split (validation and test pairs left out)."""
         if self._tokenizers is None:
-            train, _ = self._cached_pairs()
+            train, _, _ = self.split_pairs()
             self._tokenizers = (
                 Tokenizer.build([s for s, _ in train], level=self.src_level, min_freq=self.min_freq),
                 Tokenizer.build([t for _, t in train], level=self.tgt_level, min_freq=self.min_freq),
@@ -192,11 +197,7 @@ class TranslationDataModule(ZooDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        train, test = self._cached_pairs()
-        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.seed)).tolist()
-        n_val = math.floor(len(train) * self.val_fraction)
-        val_pairs = [train[i] for i in order[:n_val]]
-        train_pairs = [train[i] for i in order[n_val:]]
+        train_pairs, val_pairs, test = self.split_pairs()
         self.train_set = InMemoryDataset(*self.encode_pairs(train_pairs))
         self.val_set = InMemoryDataset(*self.encode_pairs(val_pairs)) if val_pairs else InMemoryDataset(torch.zeros(0, 1, dtype=torch.long), torch.zeros(0, 1, dtype=torch.long))
         self.test_set = InMemoryDataset(*self.encode_pairs(test)) if test else self.val_set

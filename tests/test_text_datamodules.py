@@ -63,3 +63,41 @@ def test_imdb_offline_without_files_is_a_clear_error(tmp_path):
     with pytest.raises(DataNotFoundError, match="aclImdb"):
         dm.setup("fit")
     assert not (tmp_path / "nowhere").exists()  # nothing half-written
+
+
+def test_imdb_vocabulary_comes_from_the_training_split_only(tmp_path):
+    """Each review holds one word of its own: those of validation reviews are unknown, as new text's would be."""
+    for label in ("pos", "neg"):
+        for split in ("train", "test"):
+            (tmp_path / "aclImdb" / split / label).mkdir(parents=True)
+        for i in range(10):
+            (tmp_path / "aclImdb" / "train" / label / f"{i}_5.txt").write_text(f"a film about {label}{i}")
+            (tmp_path / "aclImdb" / "test" / label / f"{i}_5.txt").write_text(f"a film about test{label}{i}")
+    dm = IMDBDataModule(data_dir=str(tmp_path), batch_size=4, min_freq=1, val_fraction=0.25, download=False)
+    dm.setup("fit")
+    own_words = [t for t in dm.tokenizer["tokens"] if t.startswith(("pos", "neg", "test"))]
+    assert len(own_words) == len(dm.train_set) == 15 and len(dm.val_set) == 5
+    for dataset, unknown in ((dm.train_set, False), (dm.val_set, True), (dm.test_set, True)):
+        ids = dataset.tensors[0]
+        assert ((ids == UNK_ID).any(1) == unknown).all()
+
+
+def test_tokenizer_and_text_models_import_without_datamodules():
+    """Model code reads its tokenizer from zoo.tokenizer; a checkpoint translates without the data package."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import zoo.tokenizer, zoo.rnn, zoo.seq2seq, zoo.transformer, zoo.decoding\n"
+        "from zoo.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer\n"
+        "assert (PAD_ID, UNK_ID, BOS_ID, EOS_ID) == (0, 1, 2, 3)\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'datamodules')\n"
+        "assert not loaded, loaded\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import datamodules.text
+    import zoo.tokenizer
+
+    assert datamodules.Tokenizer is datamodules.text.Tokenizer is zoo.tokenizer.Tokenizer  # re-exported

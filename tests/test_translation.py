@@ -12,8 +12,8 @@ import torch
 
 import zoo
 from datamodules import TranslationDataModule
-from datamodules.text import BOS_ID, EOS_ID, PAD_ID
 from zoo.decoding import beam_search, greedy_decode
+from zoo.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 REPO = Path(__file__).resolve().parents[1]
 TRANSLATION_MODELS = ["seq2seq", "transformer"]
@@ -42,7 +42,8 @@ def build(name: str, dm: TranslationDataModule, **kwargs) -> zoo.ZooModule:
 
 # -- data ---------------------------------------------------------------------------------------------
 def test_num2words_pairs_and_held_out_range(numbers):
-    train, test = numbers._cached_pairs()
+    train, val, test = numbers.split_pairs()
+    train = train + val
     assert ("twenty-one", "vingt et un") in train or all(s != "twenty-one" for s, _ in train)
     low, high = numbers.test_range
     train_sources = {s for s, _ in train}
@@ -65,6 +66,20 @@ def test_tsv_pairs_file(tmp_path):
     dm.setup()
     assert len(dm.train_set) + len(dm.val_set) == 30 and len(dm.test_set) == 10
     assert "chats" in dm.tgt_tokenizer["tokens"] and dm.tgt_tokenizer["level"] == "word"
+
+
+def test_vocabularies_come_from_the_training_split_only(tmp_path):
+    """A word seen only in validation (or test) pairs is unknown, as it would be for a new sentence."""
+    path = tmp_path / "pairs.tsv"
+    path.write_text("".join(f"I saw w{n}.\tJ'ai vu m{n}.\n" for n in range(40)), encoding="utf-8")
+    dm = TranslationDataModule(tsv_path=str(path), batch_size=8, val_fraction=0.25, test_fraction=0.25, min_freq=1)
+    dm.setup()
+    src_words = {t for t in dm.src_tokenizer["tokens"] if t.startswith("w")}
+    tgt_words = {t for t in dm.tgt_tokenizer["tokens"] if t.startswith("m")}
+    assert len(src_words) == len(tgt_words) == len(dm.train_set) == 23  # 40 - 10 test - floor(30 * 0.25) val
+    for dataset, unknown in ((dm.train_set, False), (dm.val_set, True), (dm.test_set, True)):
+        src, tgt = dataset.tensors
+        assert ((src == UNK_ID).any(1) == unknown).all() and ((tgt == UNK_ID).any(1) == unknown).all()
 
 
 def test_tsv_url_offline_is_a_clear_error(tmp_path):

@@ -18,10 +18,9 @@ from torchmetrics.text import BLEUScore
 
 from zoo.base import ZooModule
 from zoo.layers import check_token_ids
+from zoo.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
 __all__ = ["TranslationModule", "beam_search", "greedy_decode", "load_translation_model", "translate"]
-
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
 
 def _select(state: dict[str, Tensor], index: Tensor) -> dict[str, Tensor]:
@@ -161,8 +160,6 @@ class TranslationModule(ZooModule):
         return beam_search(self, src, max_len or self.max_decode_len, beam_size=beam_size)
 
     def tokenizers(self):
-        from datamodules.text import Tokenizer  # the text package is only needed for raw text
-
         if not self.hparams.src_tokenizer or not self.hparams.tgt_tokenizer:
             raise ValueError(f"{type(self).__name__} has no stored tokenizers: train it with a TranslationDataModule")
         return Tokenizer.from_config(self.hparams.src_tokenizer), Tokenizer.from_config(self.hparams.tgt_tokenizer)

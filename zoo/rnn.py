@@ -15,10 +15,9 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from zoo.base import ClassifierModule
 from zoo.layers import check_token_ids, make_rnn
 from zoo.registry import register_model
+from zoo.tokenizer import PAD_ID
 
 __all__ = ["RecurrentClassifier"]
-
-PAD_ID = 0
 
 
 class RecurrentClassifier(ClassifierModule):
@@ -41,7 +40,7 @@ class RecurrentClassifier(ClassifierModule):
         num_layers: stacked recurrent layers.
         dropout: dropout between stacked layers and before the head.
         bidirectional: run a backward pass too and classify concat(last forward, first backward state).
-        tokenizer: the vocabulary as primitives (``datamodules.text.Tokenizer.to_config()``), stored so a
+        tokenizer: the vocabulary as primitives (``zoo.tokenizer.Tokenizer.to_config()``), stored so a
             checkpoint can encode raw text without the dataset; None for float input.
         num_classes: number of classes.
         binary: one logit and binary cross-entropy (num_classes=2).

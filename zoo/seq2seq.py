@@ -8,8 +8,9 @@ import random
 import torch
 from torch import Tensor, nn
 
-from zoo.decoding import PAD_ID, TranslationModule
+from zoo.decoding import TranslationModule
 from zoo.registry import register_model
+from zoo.tokenizer import PAD_ID
 
 __all__ = ["Seq2Seq"]
 

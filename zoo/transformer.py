@@ -15,9 +15,10 @@ import torch
 from torch import Tensor, nn
 
 from zoo.base import ClassifierModule
-from zoo.decoding import PAD_ID, TranslationModule
+from zoo.decoding import TranslationModule
 from zoo.registry import register_model
 from zoo.layers import check_token_ids
+from zoo.tokenizer import PAD_ID
 
 __all__ = ["PositionalEncoding", "Transformer", "TransformerClassifier"]
 
