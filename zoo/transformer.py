@@ -46,7 +46,7 @@ class PositionalEncoding(nn.Module):
 
 @register_model("transformer")
 class Transformer(TranslationModule):
-    """Encoder-decoder Transformer for translation (post-norm, as in the paper; ``norm_first`` for pre-norm).
+    """Encoder-decoder Transformer for translation; pre-norm by default (``norm_first=False``: the paper's post-norm).
 
     Args:
         d_model: model width (embeddings, attention, residual stream).
@@ -56,7 +56,8 @@ class Transformer(TranslationModule):
         dim_feedforward: hidden width of the position-wise feed-forward layers.
         dropout: dropout on embeddings, attention weights and residual branches.
         max_len: longest source or target sequence (size of the position table).
-        norm_first: pre-norm blocks (LayerNorm before each sub-layer), steadier for small, quick runs.
+        norm_first: pre-norm blocks (LayerNorm before each sub-layer), steadier for small, quick runs;
+            False gives the paper's post-norm blocks (LayerNorm after each residual sum).
         warmup_steps: linear warm-up steps of the Noam schedule, then 1/sqrt(step) decay; 0 keeps ``scheduler``.
         src_vocab_size: source vocabulary size (linked from the datamodule).
         tgt_vocab_size: target vocabulary size (linked from the datamodule).
@@ -152,6 +153,8 @@ class TransformerClassifier(ClassifierModule):
     """Encoder-only Transformer for text classification: token ids -> masked mean of the encoder outputs -> head.
 
     Padding (id 0) is masked in attention and left out of the mean, so padding never changes the result.
+    A row of padding only (an empty text) has no token to average: its features are zeros, and its
+    logits the head's bias, instead of the NaN that a fully masked attention row gives.
 
     Args:
         vocab_size: token vocabulary size, padding (id 0) included (linked from the datamodule).
@@ -210,6 +213,9 @@ class TransformerClassifier(ClassifierModule):
         """(B, T) ids -> (B, d_model): mean of the encoder outputs over the real (non-padding) tokens."""
         self.check_input(x)
         pad = x == PAD_ID  # (B, T)
-        h = self.encoder(self.embed(x), src_key_padding_mask=pad)  # (B, T, D)
+        # A fully masked attention row is a softmax over nothing (NaN): let an all-padding row attend to
+        # its padding. The mean below still leaves those positions out, so such a row's features are 0.
+        attn_pad = pad & ~pad.all(1, keepdim=True)  # (B, T)
+        h = self.encoder(self.embed(x), src_key_padding_mask=attn_pad)  # (B, T, D)
         keep = (~pad).unsqueeze(-1).to(h.dtype)
         return self.dropout((h * keep).sum(1) / keep.sum(1).clamp(min=1.0))
