@@ -143,8 +143,74 @@ def test_evaluation_is_seeded_and_play_writes_a_gif(tmp_path):
     gif = tmp_path / "cartpole.gif"
     returns = zoo.play(model, "CartPole-v1", episodes=1, seed=1, gif=str(gif))
     assert returns == [first[0].item()]  # same seed, same greedy policy, same return
-    with Image.open(gif) as image:
-        assert image.n_frames == int(returns[0])
+    with Image.open(gif) as image:  # Pillow merges identical consecutive frames, adding up their durations
+        total_ms = 0
+        for i in range(image.n_frames):
+            image.seek(i)
+            total_ms += image.info["duration"]
+    assert total_ms == int(returns[0]) * 20  # one 20 ms frame (fps=50) per environment step
+
+
+def test_terminated_stops_bootstrapping_and_truncated_does_not():
+    """A pole that falls is terminal (target r); a time-limit cut is not (target r + gamma * Q_target)."""
+    import gymnasium as gym
+
+    model = small_dqn(gamma=0.9, double_dqn=False)
+    # Stored flags: an episode cut by a 2-step time limit, then one that runs until the pole falls.
+    model._env = gym.make("CartPole-v1", max_episode_steps=2)
+    model._reset_env()
+    model.play_step(epsilon=1.0)
+    assert model.play_step(epsilon=1.0) is not None  # truncated after 2 steps
+    assert model.replay.dones[:2].tolist() == [0.0, 0.0]
+    model._env = gym.make("CartPole-v1", max_episode_steps=10_000)
+    model._reset_env()
+    start = len(model.replay)
+    while model.play_step(epsilon=0.0) is None:  # the untrained greedy policy drops the pole
+        pass
+    dones = model.replay.dones[start : len(model.replay)]
+    assert dones[-1] == 1.0 and dones[:-1].sum() == 0
+
+    # The target: Q_target(s', .) = 5 for every action, so r + 0.9 * 5 unless terminal.
+    with torch.no_grad():
+        for p in model.target_net.parameters():
+            p.zero_()
+        model.target_net.head.bias.fill_(5.0)
+    rewards, next_obs = torch.tensor([1.0, 1.0]), torch.randn(2, 4)
+    td_target = model.td_target(rewards, next_obs, torch.tensor([0.0, 1.0]))  # (truncated or mid-episode, terminated)
+    assert torch.allclose(td_target, torch.tensor([1.0 + 0.9 * 5.0, 1.0]))
+
+
+def test_double_dqn_target_picks_online_action_valued_by_target():
+    model = small_dqn(gamma=1.0, double_dqn=True)
+    with torch.no_grad():
+        for net, values in ((model.q_net, [0.0, 1.0]), (model.target_net, [7.0, 3.0])):
+            for p in net.parameters():
+                p.zero_()
+            net.head.bias.copy_(torch.tensor(values))
+    # online argmax is action 1, valued 3 by the target (plain DQN would take the target's max, 7)
+    assert model.td_target(torch.zeros(1), torch.randn(1, 4), torch.zeros(1)).item() == 3.0
+
+
+def test_test_episodes_are_held_out_from_validation():
+    model = small_dqn(eval_episodes=100, eval_seed=10_000, test_seed=20_000)
+    val_seeds = set(next(iter(model.val_dataloader())).tolist())
+    test_seeds = set(next(iter(model.test_dataloader())).tolist())
+    assert len(val_seeds) == len(test_seeds) == 100 and not val_seeds & test_seeds
+    assert set(next(iter(model.predict_dataloader())).tolist()) == test_seeds
+    with pytest.raises(ValueError, match="overlap the validation episodes"):
+        small_dqn(eval_episodes=100, eval_seed=10_000, test_seed=10_050)
+
+
+def test_rounds_act_then_take_several_gradient_steps():
+    """train_frequency env steps, then gradient_steps updates, per training step; targets count updates."""
+    model = small_dqn(train_frequency=4, gradient_steps=3, steps_per_epoch=8, target_update_interval=3)
+    trainer = quiet_trainer(max_epochs=1, limit_val_batches=0, enable_checkpointing=False)
+    trainer.fit(model)
+    assert int(model.env_steps) == 20 + 8  # warm-up + 2 rounds of 4
+    assert int(model.gradient_updates) == 6 and trainer.global_step == 6
+    assert all(torch.equal(t, o) for t, o in zip(model.target_net.parameters(), model.q_net.parameters()))  # synced at 6
+    with pytest.raises(ValueError, match="multiple of train_frequency"):
+        small_dqn(train_frequency=4, steps_per_epoch=10)
 
 
 def test_refuses_continuous_actions():
@@ -154,13 +220,17 @@ def test_refuses_continuous_actions():
 
 @pytest.mark.slow
 @pytest.mark.learning
-def test_recipe_solves_cartpole(tmp_path):
-    """configs/dqn_cartpole.yaml: greedy mean return >= 475 over 100 seeded episodes within 50,000 env steps."""
+@pytest.mark.parametrize("seed", range(5))
+def test_recipe_solves_cartpole_on_held_out_episodes(seed, tmp_path):
+    """configs/dqn_cartpole.yaml with seeds 0-4: validation stops training once solved, within 50,000 env
+    steps, and the checkpoint it chose averages >= 475 over 100 held-out episodes (seeds 20,000-20,099)."""
     from zoo.cli import main
 
-    cli = main(["fit", "--config", str(CONFIGS / "dqn_cartpole.yaml"), f"--trainer.default_root_dir={tmp_path}", "--test_after_fit=false"])
-    model = cli.model
-    assert 0 < int(model.solved_at_step) <= 50_000
-    assert cli.trainer.callback_metrics["val/return"] >= 475
-    returns = zoo.play(model, episodes=100, seed=model.hparams.eval_seed)  # the same 100 evaluation episodes
-    assert sum(returns) / 100 >= 475
+    args = ["fit", "--config", str(CONFIGS / "dqn_cartpole.yaml"), f"--seed_everything={seed}", f"--model.init_args.seed={seed}",
+            f"--trainer.default_root_dir={tmp_path}", "--test_after_fit=false"]  # fmt: skip
+    cli = main(args)
+    assert 0 < int(cli.model.solved_at_step) <= 50_000
+    agent = zoo.load_checkpoint(cli.trainer.checkpoint_callback.best_model_path)
+    assert agent.hparams.test_seed == 20_000 and agent.hparams.eval_seed == 10_000
+    returns = zoo.play(agent, episodes=100, seed=agent.hparams.test_seed)
+    assert sum(returns) / len(returns) >= 475, returns

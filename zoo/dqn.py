@@ -2,10 +2,15 @@
 (Wang et al., 2016) options, for discrete-action, vector-observation gymnasium environments.
 
 The algorithm reads top to bottom in ``training_step`` (CleanRL's ``dqn.py`` order): act epsilon-greedily
-and store the transition, compute the ``td_target`` with the ``target_net``, take one gradient step on
-the TD loss, sync the ``target_net``. The Lightning loop drives it: each training step pulls one
-minibatch from a ``ReplaySampler`` over the replay buffer, so devices, logging and checkpointing are
-Lightning's. Validation is the greedy policy over ``eval_episodes`` seeded episodes.
+for ``train_frequency`` environment steps and store the transitions, then ``gradient_steps`` times: sample
+a replay minibatch, compute the ``td_target`` with the ``target_net``, take a gradient step on the TD
+loss, sync the ``target_net`` every ``target_update_interval`` gradient steps. The Lightning loop drives
+it (one training step per round), so devices, logging and checkpointing are Lightning's.
+
+Evaluation is the greedy policy over ``eval_episodes`` seeded episodes. Validation (which picks the
+checkpoint and stops training once solved) plays the seeds ``eval_seed, eval_seed + 1, ...``; test and
+predict play the held-out seeds ``test_seed, test_seed + 1, ...``, so the reported return is measured on
+episodes that played no part in choosing the checkpoint.
 
     >>> model = zoo.create_model("dqn", env_id="CartPole-v1")       # doctest: +SKIP
     >>> L.Trainer(max_steps=50_000).fit(model)                      # doctest: +SKIP
@@ -25,9 +30,9 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from zoo.base import ZooModule
-from zoo.mlp import make_activation
+from zoo.layers import make_activation
 from zoo.registry import register_model
-from zoo.replay import ReplayBuffer, ReplaySampler
+from zoo.replay import ReplayBuffer
 
 __all__ = ["DQN", "QNetwork", "make_env", "play"]
 
@@ -90,7 +95,9 @@ class DQN(ZooModule):
         batch_size: transitions per gradient step.
         buffer_size: replay buffer capacity.
         learning_starts: random-policy transitions put in the buffer before the first gradient step.
-        steps_per_epoch: environment steps (one gradient step each) between two evaluations.
+        train_frequency: environment steps collected in each round, before its gradient steps.
+        gradient_steps: gradient steps in each round, each on a fresh replay minibatch.
+        steps_per_epoch: environment steps between two evaluations (a multiple of ``train_frequency``).
         epsilon_start: exploration rate at the first step.
         epsilon_end: exploration rate after the decay.
         epsilon_decay_steps: environment steps over which epsilon falls linearly from start to end.
@@ -98,11 +105,13 @@ class DQN(ZooModule):
         tau: weight of the online network in each target update: 1.0 is a hard copy, < 1 Polyak averaging.
         loss: TD loss, "huber" (smooth L1) or "mse".
         max_grad_norm: clip the gradient's global norm to this (0 disables).
-        eval_episodes: greedy episodes, seeded ``eval_seed``, ``eval_seed + 1``, ..., per evaluation.
-        eval_seed: seed of the first evaluation episode.
-        solved_return: stop training once the evaluation's mean return reaches this (None: never).
+        eval_episodes: greedy episodes per evaluation.
+        eval_seed: seed of the first validation episode (``eval_seed + i`` for the i-th); validation picks
+            the checkpoint and stops training.
+        test_seed: seed of the first test / predict episode: held-out episodes, disjoint from validation's.
+        solved_return: stop training once the validation's mean return reaches this (None: never).
             475 is CartPole-v1's threshold, meant over 100 episodes.
-        seed: seed of the training environment's resets.
+        seed: seed of the training environment's resets (``seed + i`` for the i-th episode).
         optimizer: "sgd", "adam" or "adamw".
         lr: learning rate.
         weight_decay: weight decay on the weight matrices.
@@ -125,6 +134,8 @@ class DQN(ZooModule):
         batch_size: int = 64,
         buffer_size: int = 50_000,
         learning_starts: int = 1_000,
+        train_frequency: int = 1,
+        gradient_steps: int = 1,
         steps_per_epoch: int = 1_000,
         epsilon_start: float = 1.0,
         epsilon_end: float = 0.05,
@@ -135,6 +146,7 @@ class DQN(ZooModule):
         max_grad_norm: float = 10.0,
         eval_episodes: int = 100,
         eval_seed: int = 10_000,
+        test_seed: int = 20_000,
         solved_return: float | None = 475.0,
         seed: int = 0,
         **kwargs,
@@ -150,9 +162,18 @@ class DQN(ZooModule):
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {gamma}")
         for name, value in (("batch_size", batch_size), ("steps_per_epoch", steps_per_epoch), ("eval_episodes", eval_episodes),
-                            ("target_update_interval", target_update_interval), ("epsilon_decay_steps", epsilon_decay_steps)):  # fmt: skip
+                            ("target_update_interval", target_update_interval), ("epsilon_decay_steps", epsilon_decay_steps),
+                            ("train_frequency", train_frequency), ("gradient_steps", gradient_steps)):  # fmt: skip
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        if steps_per_epoch % train_frequency:
+            raise ValueError(f"steps_per_epoch ({steps_per_epoch}) must be a multiple of train_frequency ({train_frequency})")
+        if abs(test_seed - eval_seed) < eval_episodes:
+            raise ValueError(
+                f"test episodes (seeds {test_seed}..{test_seed + eval_episodes - 1}) overlap the validation episodes "
+                f"(seeds {eval_seed}..{eval_seed + eval_episodes - 1}): the reported return must come from held-out "
+                "episodes; set test_seed at least eval_episodes away from eval_seed"
+            )
         self.automatic_optimization = False
         env = make_env(env_id)
         self.obs_dim = env.observation_space.shape[0]
@@ -168,6 +189,7 @@ class DQN(ZooModule):
         self.register_buffer("env_steps", torch.zeros((), dtype=torch.long))
         self.register_buffer("episodes", torch.zeros((), dtype=torch.long))
         self.register_buffer("epsilon", torch.tensor(float(epsilon_start)))
+        self.register_buffer("gradient_updates", torch.zeros((), dtype=torch.long))  # counts target_update_interval
         self.register_buffer("solved_at_step", torch.tensor(-1, dtype=torch.long))  # env step of the first solved evaluation
         # Plumbing: live environments are not state (an episode in flight cannot be checkpointed).
         self._env: gym.Env | None = None
@@ -243,51 +265,67 @@ class DQN(ZooModule):
             self._env = None
 
     # -- learning -----------------------------------------------------------------------------------
-    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+    def training_step(self, batch: int, batch_idx: int) -> Tensor:
         hp = self.hparams
-        # 1. act epsilon-greedily in the environment and store the transition
-        self.epsilon.fill_(self.epsilon_at(int(self.env_steps)))
-        episode_return = self.play_step(float(self.epsilon))
+        # 1. act epsilon-greedily in the environment for train_frequency steps, storing the transitions
+        episode_returns = []
+        for _ in range(hp.train_frequency):
+            self.epsilon.fill_(self.epsilon_at(int(self.env_steps)))
+            episode_return = self.play_step(float(self.epsilon))
+            if episode_return is not None:
+                episode_returns.append(episode_return)
 
-        # 2. TD target from a replay minibatch: r + gamma * Q_target(s', a') unless s' is terminal
-        obs, actions, rewards, next_obs, dones = batch  # (B, D), (B,), (B,), (B, D), (B,)
-        with torch.no_grad():
-            target_q = self.target_net(next_obs)  # (B, A)
-            if hp.double_dqn:
-                next_actions = self.q_net(next_obs).argmax(dim=1, keepdim=True)  # (B, 1) chosen online
-                next_q = target_q.gather(1, next_actions).squeeze(1)  # (B,) valued by the target
-            else:
-                next_q = target_q.max(dim=1).values  # (B,)
-            td_target = rewards + hp.gamma * next_q * (1.0 - dones)  # (B,)
-        q_taken = self.q_net(obs).gather(1, actions[:, None]).squeeze(1)  # (B,)
-        loss = F.smooth_l1_loss(q_taken, td_target) if hp.loss == "huber" else F.mse_loss(q_taken, td_target)
-
-        # 3. one gradient step
         opt = self.optimizers()
-        opt.zero_grad()
-        self.manual_backward(loss)
-        if hp.max_grad_norm > 0:
-            self.clip_gradients(opt, gradient_clip_val=hp.max_grad_norm, gradient_clip_algorithm="norm")
-        opt.step()
+        for _ in range(hp.gradient_steps):
+            # 2. TD target from a replay minibatch: r + gamma * Q_target(s', a') unless s' is terminal
+            obs, actions, rewards, next_obs, dones = self.replay.sample(hp.batch_size)  # (B, D), (B,), (B,), (B, D), (B,)
+            td_target = self.td_target(rewards, next_obs, dones)  # (B,)
+            q_taken = self.q_net(obs).gather(1, actions[:, None]).squeeze(1)  # (B,)
+            loss = F.smooth_l1_loss(q_taken, td_target) if hp.loss == "huber" else F.mse_loss(q_taken, td_target)
 
-        # 4. target network: hard copy (tau = 1) or Polyak average every target_update_interval steps
-        if self.global_step % hp.target_update_interval == 0:
-            with torch.no_grad():
-                for target, online in zip(self.target_net.parameters(), self.q_net.parameters()):
-                    target.lerp_(online, hp.tau)
+            # 3. one gradient step
+            opt.zero_grad()
+            self.manual_backward(loss)
+            if hp.max_grad_norm > 0:
+                self.clip_gradients(opt, gradient_clip_val=hp.max_grad_norm, gradient_clip_algorithm="norm")
+            opt.step()
+            self.gradient_updates += 1
+
+            # 4. target network: hard copy (tau = 1) or Polyak average every target_update_interval gradient steps
+            if int(self.gradient_updates) % hp.target_update_interval == 0:
+                with torch.no_grad():
+                    for target, online in zip(self.target_net.parameters(), self.q_net.parameters()):
+                        target.lerp_(online, hp.tau)
 
         # Plumbing: logging (sparse, a self.log call costs as much as a small gradient step).
-        if episode_return is not None:
+        for episode_return in episode_returns:
             self.log("train/episode_return", episode_return, on_step=True, on_epoch=False, prog_bar=True)
             self.log("train/epsilon", self.epsilon, on_step=True, on_epoch=False)
             self.log("train/env_steps", self.env_steps.float(), on_step=True, on_epoch=False)
-        if batch_idx % 100 == 0:
+        if batch_idx % max(1, 100 // hp.gradient_steps) == 0:
             self.log("train/loss", loss.detach(), on_step=True, on_epoch=False)
             self.log("train/q", q_taken.detach().mean(), on_step=True, on_epoch=False)
         return loss.detach()
 
+    @torch.no_grad()
+    def td_target(self, rewards: Tensor, next_obs: Tensor, dones: Tensor) -> Tensor:
+        """``r + gamma * Q_target(s', a')``, with no bootstrap where the episode terminated (``dones`` = 1).
+
+        A time-limit truncation is stored with ``dones`` = 0 (see ``play_step``), so it bootstraps. Double
+        DQN picks ``a'`` with the online network and values it with the target network; plain DQN takes
+        the target network's max. Shapes: (B,), (B, D), (B,) -> (B,).
+        """
+        target_q = self.target_net(next_obs)  # (B, A)
+        if self.hparams.double_dqn:
+            next_actions = self.q_net(next_obs).argmax(dim=1, keepdim=True)  # (B, 1) chosen online
+            next_q = target_q.gather(1, next_actions).squeeze(1)  # (B,) valued by the target
+        else:
+            next_q = target_q.max(dim=1).values  # (B,)
+        return rewards + self.hparams.gamma * next_q * (1.0 - dones)
+
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(ReplaySampler(self.replay, self.hparams.batch_size, self.hparams.steps_per_epoch), batch_size=None)
+        # One item per round; the round samples its own minibatches from the replay buffer, after acting.
+        return DataLoader(range(self.hparams.steps_per_epoch // self.hparams.train_frequency), batch_size=None)
 
     # -- evaluation ---------------------------------------------------------------------------------
     @torch.no_grad()
@@ -308,18 +346,18 @@ class DQN(ZooModule):
                 active[i] = not (terminated or truncated)
         return torch.as_tensor(returns, dtype=torch.float32)
 
-    def _eval_loader(self) -> DataLoader:
-        seeds = torch.arange(self.hparams.eval_episodes) + self.hparams.eval_seed  # one batch: every episode
+    def _eval_loader(self, first_seed: int) -> DataLoader:
+        seeds = torch.arange(self.hparams.eval_episodes) + first_seed  # one batch: every episode
         return DataLoader([seeds], batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
-        return self._eval_loader()
+        return self._eval_loader(self.hparams.eval_seed)
 
     def test_dataloader(self) -> DataLoader:
-        return self._eval_loader()
+        return self._eval_loader(self.hparams.test_seed)  # held out: never chose a checkpoint
 
     def predict_dataloader(self) -> DataLoader:
-        return self._eval_loader()
+        return self._eval_loader(self.hparams.test_seed)
 
     def _eval_step(self, seeds: Tensor, stage: str) -> Tensor:
         returns = self.evaluate(seeds.tolist())
@@ -342,7 +380,7 @@ class DQN(ZooModule):
         return self._eval_step(seeds, "test")
 
     def predict_step(self, seeds: Tensor, batch_idx: int) -> Tensor:
-        """Returns (N,) of the greedy policy over the evaluation seeds."""
+        """Returns (N,) of the greedy policy over the held-out test seeds."""
         return self.evaluate(seeds.tolist())
 
     def on_fit_end(self) -> None:
@@ -356,7 +394,7 @@ def play(model: DQN, env_id: str | None = None, episodes: int = 1, *, seed: int 
     """Run the greedy policy of ``model`` for ``episodes`` episodes; returns their returns.
 
     Args:
-        model: a trained ``DQN`` (e.g. ``zoo.DQN.load_from_checkpoint(path)``).
+        model: a trained ``DQN`` (e.g. ``zoo.load_checkpoint(path)``).
         env_id: environment id; the model's own by default.
         episodes: episodes to play, seeded ``seed``, ``seed + 1``, ...
         seed: seed of the first episode.

@@ -1,4 +1,4 @@
-"""Plumbing for off-policy RL: a replay buffer whose state lives in module buffers, and the loader over it.
+"""Plumbing for off-policy RL: a replay buffer whose state lives in module buffers.
 
 The buffer is an ``nn.Module`` holding its transitions in persistent buffers, so it follows the model
 to its device and is saved in (and restored from) every checkpoint: a resumed run keeps its experience.
@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import IterableDataset
 
-__all__ = ["ReplayBuffer", "ReplaySampler"]
+__all__ = ["ReplayBuffer"]
 
 
 class ReplayBuffer(nn.Module):
@@ -53,24 +52,3 @@ class ReplayBuffer(nn.Module):
             raise RuntimeError("the replay buffer is empty: fill it before sampling")
         idx = torch.randint(0, len(self), (batch_size,), device=self.obs.device)
         return self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.dones[idx]
-
-
-class ReplaySampler(IterableDataset):
-    """``steps`` minibatches sampled from ``buffer`` at the moment the loader asks for them.
-
-    The training loop draws one minibatch per ``training_step``; the step itself acts in the environment
-    and so keeps adding to the buffer the next minibatch comes from. Use with ``DataLoader(batch_size=None)``
-    and no worker processes (the buffer lives in the main process).
-    """
-
-    def __init__(self, buffer: ReplayBuffer, batch_size: int, steps: int) -> None:
-        self.buffer = buffer
-        self.batch_size = batch_size
-        self.steps = steps
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def __iter__(self):
-        for _ in range(self.steps):
-            yield self.buffer.sample(self.batch_size)
