@@ -13,7 +13,6 @@ steps themselves. Every argument is a primitive (str, int, float, bool, list), s
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 from collections.abc import Iterable
@@ -71,22 +70,9 @@ class ZooModule(L.LightningModule):
             raise ValueError(f"scheduler must be one of {_SCHEDULERS}, got {scheduler!r}")
         if lr <= 0:
             raise ValueError(f"lr must be > 0, got {lr}")
-        # Collects the arguments of every __init__ in the subclass chain, not only these.
+        # Collects the arguments of every __init__ in the subclass chain, not only these. Under the CLI,
+        # Lightning records the parsed arguments instead; the CLI links data only into arguments the model takes.
         self.save_hyperparameters()
-        # LightningCLI records every linked value (say in_features for a CNN), taken or not: keep only
-        # the constructor's own arguments, so the checkpoint rebuilds this exact model.
-        accepted = self._init_argument_names()
-        for key in [k for k in self.hparams if not k.startswith("_") and k not in accepted]:
-            del self.hparams[key]
-
-    @classmethod
-    def _init_argument_names(cls) -> set[str]:
-        names = set()
-        for klass in cls.__mro__:
-            if "__init__" in vars(klass) and issubclass(klass, ZooModule):
-                params = inspect.signature(klass.__init__).parameters.values()
-                names |= {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-        return names - {"self"}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Names the class for zoo.load_checkpoint, which looks it up among the zoo's own classes only.

@@ -3,8 +3,11 @@
 Any ``ZooModule`` and any ``ZooDataModule`` can be chosen by class name (``--model LeNet5``) or class
 path (``--model zoo.LeNet5``). On top of Lightning's CLI it
 
-* links the datamodule's ``num_classes`` and ``input_shape`` into the model (``num_classes``,
-  ``in_channels``, ``image_size``, ``in_features``: whichever the model takes);
+* links the datamodule's attributes into the model arguments that the chosen model takes, one
+  explicit link per argument (``DATA_LINKS``): ``num_classes``; ``in_channels``, ``image_size``,
+  ``in_features`` and ``image_shape`` from ``input_shape``; ``mean`` and ``std`` from ``normalization``;
+  ``class_names``; vocabularies and series sizes. An argument the model does not take gets no link, so
+  the checkpoint's hyperparameters are exactly the model's arguments;
 * adds a ModelCheckpoint that keeps the best model by the model's own metric (``val/acc`` for
   classifiers, ``val/loss`` for regressors) plus ``last.ckpt``, unless the config brings its own;
 * shows a live progress bar on a terminal, one line per epoch elsewhere (logs, pipes, CI);
@@ -17,6 +20,8 @@ import math
 import os
 import sys
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -45,19 +50,42 @@ def _num_features(shape: tuple[int, ...]) -> int:
     return math.prod(shape)
 
 
-_SEQUENCE_LINKS = (
-    ("vocab_size", "vocab_size"),
-    ("tokenizer", "tokenizer"),
-    ("src_vocab_size", "src_vocab_size"),
-    ("tgt_vocab_size", "tgt_vocab_size"),
-    ("src_tokenizer", "src_tokenizer"),
-    ("tgt_tokenizer", "tgt_tokenizer"),
-    ("num_series", "input_size"),
-    ("target_std", "target_std"),
-    ("target", "target"),
-    ("window", "window"),
-    ("horizon", "horizon"),
-)
+def _image_shape(shape: tuple[int, ...]) -> list[int] | None:
+    return list(shape) if len(shape) == 3 else None  # (C, H, W) images; None for vectors and sequences
+
+
+def _mean(normalization: dict[str, list[float]] | None) -> list[float] | None:
+    return None if normalization is None else list(normalization["mean"])
+
+
+def _std(normalization: dict[str, list[float]] | None) -> list[float] | None:
+    return None if normalization is None else list(normalization["std"])
+
+
+#: Model argument -> (datamodule attribute, conversion or None). A link is made only when the chosen model
+#: takes the argument; a datamodule that lacks the attribute leaves the model's default.
+DATA_LINKS: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
+    "num_classes": ("num_classes", None),
+    "in_channels": ("input_shape", _channels),
+    "image_size": ("input_shape", _image_size),
+    "in_features": ("input_shape", _num_features),
+    "image_shape": ("input_shape", _image_shape),
+    "mean": ("normalization", _mean),
+    "std": ("normalization", _std),
+    "class_names": ("class_names", None),
+    # Sequence data: vocabularies (as primitives, so checkpoints decode text), sizes and lengths.
+    "vocab_size": ("vocab_size", None),
+    "tokenizer": ("tokenizer", None),
+    "src_vocab_size": ("src_vocab_size", None),
+    "tgt_vocab_size": ("tgt_vocab_size", None),
+    "src_tokenizer": ("src_tokenizer", None),
+    "tgt_tokenizer": ("tgt_tokenizer", None),
+    "input_size": ("num_series", None),
+    "target_std": ("target_std", None),
+    "target": ("target", None),
+    "window": ("window", None),
+    "horizon": ("horizon", None),
+}
 
 
 def _relative(path: str) -> str:
@@ -78,14 +106,20 @@ class ZooCLI(LightningCLI):
             default=False,
             help="After fit, run the test split on the best checkpoint and print how to load it.",
         )
-        # A link whose target the chosen model does not take is skipped.
-        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
-        for target, fn in (("in_channels", _channels), ("image_size", _image_size), ("in_features", _num_features)):
-            parser.link_arguments("data.input_shape", f"model.init_args.{target}", compute_fn=fn, apply_on="instantiate")
-        # Sequence data: vocabularies (as primitives, so checkpoints decode text), sizes and lengths. A link
-        # whose source the chosen datamodule lacks is skipped too.
-        for source, target in _SEQUENCE_LINKS:
-            parser.link_arguments(f"data.{source}", f"model.init_args.{target}", apply_on="instantiate")
+
+    def before_instantiate_classes(self) -> None:
+        """Link the datamodule's attributes (``DATA_LINKS``) into the arguments the chosen model takes.
+
+        The links are made once the model class is known, so a model gets a value only for an argument
+        it takes, and its checkpoint records exactly its own arguments. They apply when the classes are
+        instantiated: the datamodule first, then the model built with the values read from it.
+        """
+        init_args = (self._get(self.config, "model") or {}).get("init_args")
+        taken = set(vars(init_args)) if init_args is not None else set()  # the chosen class's arguments
+        parser = self._parser(self.subcommand)
+        for argument, (attribute, convert) in DATA_LINKS.items():
+            if argument in taken:
+                parser.link_arguments(f"data.{attribute}", f"model.init_args.{argument}", compute_fn=convert, apply_on="instantiate")
 
     def instantiate_trainer(self, **kwargs):
         config = self._get(self.config_init, "trainer", default={})
@@ -117,13 +151,12 @@ class ZooCLI(LightningCLI):
         if not best or not trainer.is_global_zero:
             return
         best, last = _relative(best), _relative(checkpoint.last_model_path)
-        cls = type(self.model)
         score = checkpoint.best_model_score
         configs = self._get(self.config, "config") or []
         config = f"--config {configs[-1]}" if configs else "<your fit arguments>"
         lines = [
             f"Best checkpoint ({checkpoint.monitor}={float(score):.4f}): {best}" if score is not None else f"Best checkpoint: {best}",
-            f"  load in Python: model = {cls.__module__.split('.')[0]}.{cls.__name__}.load_from_checkpoint({str(best)!r})",
+            f"  load in Python: model = zoo.load_checkpoint({str(best)!r})",
             f"  evaluate:       python train.py test {config} --ckpt_path {best}",
         ]
         if last:
