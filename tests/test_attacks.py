@@ -56,6 +56,21 @@ def test_fgsm_leaves_parameter_gradients_alone_and_works_under_inference_mode():
     assert loss(model((adv - MEAN[0]) / STD[0]), y) > loss(model((x - MEAN[0]) / STD[0]), y)
 
 
+def test_attacks_read_the_normalization_the_model_recorded():
+    """Fails on the old code, where an attack without mean=/std= ignored the model's normalization."""
+    torch.manual_seed(0)
+    model = zoo.create_model("lenet5").eval()
+    model.record_preprocessing(MEAN, STD)
+    x, y = torch.rand(6, 1, 28, 28), torch.randint(0, 10, (6,))
+    explicit = attacks.fgsm(model, x, y, 0.1, mean=MEAN, std=STD)
+    assert torch.equal(attacks.fgsm(model, x, y, 0.1), explicit)
+    assert not torch.equal(attacks.fgsm(model, x, y, 0.1, mean=[0.0], std=[1.0]), explicit)  # explicit values override
+    normalized = (x - MEAN[0]) / STD[0]
+    assert torch.equal(attacks.fgsm_normalized(model, normalized, y, 0.1), attacks.fgsm_normalized(model, normalized, y, 0.1, MEAN, STD))
+    batches = [(normalized, y)]
+    assert attacks.robustness(model, batches, epsilons=[0.1, 0.3]) == attacks.robustness(model, batches, epsilons=[0.1, 0.3], mean=MEAN, std=STD)
+
+
 def _fixture_dm(vision_root):
     from datamodules import FashionMNISTDataModule
 

@@ -79,8 +79,7 @@ def test_denoising_corrupts_input_only_and_metrics_are_in_pixel_space(tmp_path):
     torch.manual_seed(0)
     model = zoo.create_model("autoencoder", noise_std=0.5)
     mean, std = 0.286, 0.353
-    model.pixel_mean.fill_(mean)
-    model.pixel_std.fill_(std)
+    model.record_preprocessing([mean], [std])
     pixels = torch.rand(8, 1, 28, 28)
     noisy = model.corrupt(pixels)
     assert 0.45 < (noisy - pixels).std() < 0.55
@@ -97,14 +96,42 @@ def test_denoising_corrupts_input_only_and_metrics_are_in_pixel_space(tmp_path):
     assert metrics["test/psnr"] == pytest.approx(10 * math.log10(1 / mse), rel=1e-4)
 
 
-def test_normalization_comes_from_the_datamodule(vision_root, tmp_path):
+def test_checkpoint_records_the_datamodules_normalization_and_class_names(vision_root, tmp_path):
+    """Fails on the old code, which kept mean/std in buffers only (not in the hyperparameters) and no class names."""
     from datamodules import FashionMNISTDataModule
 
     dm = FashionMNISTDataModule(data_dir=str(vision_root.root), batch_size=16)
     model = zoo.create_model("conv_autoencoder")
     trainer = quiet_trainer(tmp_path, fast_dev_run=True)
     trainer.fit(model, datamodule=dm)
-    assert model.pixel_mean.tolist() == pytest.approx(dm.mean) and model.pixel_std.tolist() == pytest.approx(dm.std)
+    path = tmp_path / "ae.ckpt"
+    trainer.save_checkpoint(path)
+    hparams = torch.load(path, weights_only=True)["hyper_parameters"]
+    assert hparams["mean"] == pytest.approx(dm.normalization["mean"]) and hparams["std"] == pytest.approx(dm.normalization["std"])
+    assert hparams["class_names"] == list(dm.class_names) and len(hparams["class_names"]) == 10
+    loaded = zoo.load_checkpoint(path)
+    raw = dm.test_set.tensors[0][:4]  # (4, 1, 28, 28) uint8, as stored
+    x = torch.stack([loaded.transforms()(image) for image in raw])
+    assert torch.equal(x, dm.preprocess(raw))  # the model alone prepares raw images as the datamodule does
+    assert torch.allclose(loaded.to_pixels(x), raw.float() / 255, atol=1e-6)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model.eval()(x))
+
+
+def test_checkpoint_with_the_old_normalization_buffers_still_loads(tmp_path):
+    model = zoo.create_model("autoencoder", hidden_sizes=[16], latent_dim=2)
+    trainer = quiet_trainer(tmp_path, max_steps=1, enable_checkpointing=False)
+    trainer.fit(model, DataLoader(TensorDataset(*batch()), batch_size=8))
+    path = tmp_path / "old.ckpt"
+    trainer.save_checkpoint(path)
+    checkpoint = torch.load(path, weights_only=True)
+    for key in ("mean", "std", "class_names"):  # as the old code wrote it: normalization in buffers only
+        del checkpoint["hyper_parameters"][key]
+    checkpoint["state_dict"].update(pixel_mean=torch.tensor([0.25]), pixel_std=torch.tensor([0.5]))
+    torch.save(checkpoint, path)
+    loaded = type(model).load_from_checkpoint(path, weights_only=True)
+    assert (loaded.hparams.mean, loaded.hparams.std) == ([0.25], [0.5])
+    assert torch.allclose(loaded.to_pixels(torch.zeros(1, 1, 28, 28)), torch.full((1, 1, 28, 28), 0.25))
 
 
 def test_validation_end_writes_reconstruction_grid_and_latent_scatter(tmp_path):

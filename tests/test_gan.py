@@ -13,7 +13,8 @@ from torch.utils.data import DataLoader, TensorDataset
 import zoo
 from zoo.gan import GAN, GANModule, generate
 from zoo.base import ClassifierModule
-from zoo.gan_metrics import ClassifierFeatures, GANQualityMetrics, classifier_input, frechet_distance
+from zoo.gan_metrics import ClassifierFeatures, GANQualityMetrics, frechet_distance
+from zoo.preprocessing import ImageInputMixin
 
 NAMES = ["gan", "cgan", "dcgan"]
 SMALL = {"gan": dict(generator_sizes=[32], discriminator_sizes=[32]), "cgan": dict(generator_sizes=[32], discriminator_sizes=[32]),
@@ -73,6 +74,27 @@ def test_checkpoint_round_trip_is_exact_and_weights_only(name, tmp_path):
     with torch.no_grad():
         assert torch.equal(model.eval()(z), loaded.eval()(z))
     assert torch.equal(loaded.fixed_noise, model.fixed_noise)
+
+
+@pytest.mark.parametrize("name", ["cgan", "dcgan"])
+def test_checkpoint_records_the_datamodules_normalization_and_class_names(name, vision_root, tmp_path):
+    """Fails on the old code, which kept mean/std in buffers only (not in the hyperparameters) and no class names."""
+    from datamodules import FashionMNISTDataModule
+
+    dm = FashionMNISTDataModule(data_dir=str(vision_root.root), batch_size=16)
+    model = small(name)
+    trainer = quiet_trainer(tmp_path, fast_dev_run=True)
+    trainer.fit(model, datamodule=dm)
+    path = tmp_path / f"{name}.ckpt"
+    trainer.save_checkpoint(path)
+    hparams = torch.load(path, weights_only=True)["hyper_parameters"]
+    assert hparams["mean"] == pytest.approx(dm.normalization["mean"]) and hparams["std"] == pytest.approx(dm.normalization["std"])
+    assert hparams["class_names"] == list(dm.class_names) and len(hparams["class_names"]) == 10
+    loaded = zoo.load_checkpoint(path)
+    raw = dm.test_set.tensors[0][:4]  # (4, 1, 28, 28) uint8, as stored
+    x = torch.stack([loaded.transforms()(image) for image in raw])  # real images as the discriminator's training reads them
+    assert torch.equal(x, dm.preprocess(raw))
+    assert torch.allclose(loaded.to_pixels(x), raw.float() / 255, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -182,15 +204,13 @@ def test_quality_metrics_with_a_classifier_checkpoint(tmp_path):
     assert features.num_features == 84 and features(torch.randn(2, 1, 28, 28)).shape == (2, 84)
 
 
-class PixelStatsClassifier(ClassifierModule):
+class PixelStatsClassifier(ImageInputMixin, ClassifierModule):
     """A classifier of known outputs. Features: the mean and the mean square of the pixels it reads
-    (it undoes its normalization ``MEAN``/``STD``); it predicts class round(10 * mean pixel), except
-    that it takes every 7 for a 1."""
+    (it undoes the normalization it recorded); it predicts class round(10 * mean pixel), except that it
+    takes every 7 for a 1."""
 
-    MEAN, STD = 0.0, 1.0
-
-    def __init__(self) -> None:
-        super().__init__(num_classes=10)
+    def __init__(self, **kwargs) -> None:
+        super().__init__(num_classes=10, **kwargs)
 
     @property
     def input_shape(self):
@@ -201,7 +221,7 @@ class PixelStatsClassifier(ClassifierModule):
         return 2
 
     def forward_features(self, x):
-        pixels = x * self.STD + self.MEAN
+        pixels = self.denormalize(x)
         return torch.stack([pixels.mean((1, 2, 3)), pixels.pow(2).mean((1, 2, 3))], dim=1)  # (B, 2)
 
     def forward_head(self, features):
@@ -220,9 +240,10 @@ class ClassShades(nn.Module):
 def test_class_accuracy_and_fid_are_what_a_known_classifier_says(tmp_path):
     """Fails unless class_acc is the hand count: 24 samples, classes 0..9, 0..9, 0..3 in turn (generated 7
     at a time), each the grey k / 10 that the stub reads back as k, except the two 7s it calls 1: 22 / 24.
-    FID is the distance between the first 24 real validation images and those 24 samples."""
-    judge = PixelStatsClassifier()
-    model = small("cgan")
+    FID is the distance between the first 24 real validation images and those 24 samples. The GAN and
+    the classifier record different normalizations: each image reaches the classifier as it reads them."""
+    judge = PixelStatsClassifier(mean=[0.2], std=[0.4])
+    model = small("cgan", mean=[0.5], std=[0.25])
     model.generator = ClassShades()
     g = torch.Generator().manual_seed(0)
     real_pixels = torch.rand(40, 1, 1, 1, generator=g) * 0.8 + 0.1 * torch.rand(40, 1, 28, 28, generator=g)  # (40, 1, 28, 28)
@@ -237,8 +258,8 @@ def test_class_accuracy_and_fid_are_what_a_known_classifier_says(tmp_path):
         fakes = model.eval()(torch.zeros(24, 16), labels)  # what the callback generated, the noise aside
     assert torch.allclose(fakes, (labels.float() / 10).view(-1, 1, 1, 1).expand(-1, 1, 28, 28), atol=1e-6)
     expected = frechet_distance(judge)
-    expected.update(classifier_input(judge, model, real_pixels[:24]), real=True)
-    expected.update(classifier_input(judge, model, fakes), real=False)
+    expected.update(judge.normalize(real_pixels[:24]), real=True)
+    expected.update(judge.normalize(fakes), real=False)
     assert logged["val/fid"] == pytest.approx(float(expected.compute()), rel=1e-4)
 
 

@@ -36,6 +36,9 @@ class AutoencoderModule(GenerativeModule, SupervisedModule):
         num_latent_points: validation samples shown in the latent scatter plot.
         in_channels: image channels.
         image_size: side of the square images.
+        mean: per-channel mean of the normalization of the images the model reads (None: none).
+        std: per-channel standard deviation of that normalization.
+        class_names: one name per class, in label order, or None.
         optimizer: "sgd", "adam" or "adamw".
         lr: learning rate.
         weight_decay: weight decay on the weight matrices and kernels.
@@ -120,7 +123,7 @@ class AutoencoderModule(GenerativeModule, SupervisedModule):
         save_or_log_image(self, "val/reconstructions", make_grid(self._grid, nrow=n, padding=2, pad_value=1.0))
         latents = torch.cat(self._latents)[: self.hparams.num_latent_points]
         labels = torch.cat(self._labels)[: self.hparams.num_latent_points]
-        names = getattr(getattr(self.trainer, "datamodule", None), "class_names", None)
+        names = self.class_names or getattr(getattr(self.trainer, "datamodule", None), "class_names", None)
         save_or_log_image(self, "val/latent_space", figure_to_image(latent_scatter(latents, labels, names)))
         self._grid, self._latents, self._labels = None, [], []
 
@@ -172,6 +175,9 @@ class Autoencoder(AutoencoderModule):
         num_latent_points: validation samples shown in the latent scatter plot.
         in_channels: image channels.
         image_size: side of the square images.
+        mean: per-channel mean of the normalization of the images the model reads (None: none).
+        std: per-channel standard deviation of that normalization.
+        class_names: one name per class, in label order, or None.
         optimizer: "sgd", "adam" or "adamw".
         lr: learning rate.
         weight_decay: weight decay on the weight matrices and kernels.
@@ -208,6 +214,9 @@ class ConvAutoencoder(AutoencoderModule):
         num_latent_points: validation samples shown in the latent scatter plot.
         in_channels: image channels.
         image_size: side of the square images.
+        mean: per-channel mean of the normalization of the images the model reads (None: none).
+        std: per-channel standard deviation of that normalization.
+        class_names: one name per class, in label order, or None.
         optimizer: "sgd", "adam" or "adamw".
         lr: learning rate.
         weight_decay: weight decay on the weight matrices and kernels.

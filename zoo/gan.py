@@ -4,12 +4,13 @@ Osindero, 2014) and DCGAN (Radford et al., 2016).
 Training is Lightning's manual optimization with two optimizers, read top to bottom in ``training_step``:
 a discriminator step on every batch (``d_loss``: real -> 1, fake -> 0, BCE with logits) and a generator
 step every ``d_steps`` batches (``g_loss``: the non-saturating loss, fake -> 1). The generator works in
-[-1, 1] (tanh); real images are mapped there from the datamodule's normalization, and everything the
-model returns (``forward``, ``predict``, ``zoo.generate``) is pixels in [0, 1].
+[-1, 1] (tanh); real images are mapped there with the normalization the model recorded (its ``mean``
+and ``std`` hyperparameters: the datamodule's, kept in every checkpoint), and everything the model
+returns (``forward``, ``predict``, ``zoo.generate``) is pixels in [0, 1].
 
     >>> model = zoo.create_model("cgan")                                   # doctest: +SKIP
     >>> images = zoo.generate(model, labels=[0, 5, 9], n=4)                # (12, 1, 28, 28)
-    python -m zoo.generate --checkpoint best.ckpt --out grid.png           # a PNG grid, one row per class
+    zoo-generate --checkpoint best.ckpt --out grid.png                     # a PNG grid, one row per class
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ class GANModule(GenerativeModule):
         num_sample_images: images in the sample grid logged each epoch, from a fixed noise buffer.
         in_channels: image channels.
         image_size: side of the square images.
+        mean: per-channel mean of the normalization of the images the model reads (None: none).
+        std: per-channel standard deviation of that normalization.
+        class_names: one name per class, in label order, or None.
         optimizer: "adam" (both networks; "sgd" and "adamw" are accepted too).
         lr: learning rate of both networks.
         weight_decay: weight decay on weight matrices and kernels (not on biases or norm scales).
@@ -243,6 +247,9 @@ class GAN(GANModule):
         num_sample_images: images in the sample grid logged each epoch, from a fixed noise buffer.
         in_channels: image channels.
         image_size: side of the square images.
+        mean: per-channel mean of the normalization of the images the model reads (None: none).
+        std: per-channel standard deviation of that normalization.
+        class_names: one name per class, in label order, or None.
         optimizer: "adam", "adamw" or "sgd", for both networks.
         lr: learning rate of both networks.
         weight_decay: weight decay on weight matrices and kernels (not on biases or norm scales).
@@ -325,6 +332,9 @@ class DCGAN(GANModule):
         num_sample_images: images in the sample grid logged each epoch, from a fixed noise buffer.
         in_channels: image channels.
         image_size: side of the square images.
+        mean: per-channel mean of the normalization of the images the model reads (None: none).
+        std: per-channel standard deviation of that normalization.
+        class_names: one name per class, in label order, or None.
         optimizer: "adam", "adamw" or "sgd", for both networks.
         lr: learning rate of both networks.
         weight_decay: weight decay on weight matrices and kernels (not on biases or norm scales).
@@ -352,7 +362,7 @@ def generate(model: GANModule, labels: list[int] | None = None, n: int = 1, *, s
     """Images from a GAN's generator, as pixels in [0, 1].
 
     Args:
-        model: a trained GAN (``zoo.GAN.load_from_checkpoint(path)``).
+        model: a trained GAN (``zoo.load_checkpoint(path)``).
         labels: class ids (conditional models): ``n`` images of each, label by label.
         n: images per label, or in all for an unconditional model.
         seed: seed of the noise, for reproducible samples.

@@ -1,10 +1,10 @@
 """What the image-generating models (autoencoders, GANs) share: pixel space and image logging.
 
 Zoo datamodules hand models *normalized* images, ``(pixels - mean) / std``; generated and reconstructed
-images are *pixels* in [0, 1]. ``GenerativeModule`` keeps the datamodule's per-channel ``mean``/``std`` in
-persistent buffers (copied from ``trainer.datamodule.normalization`` at setup, restored with every
-checkpoint) and converts between the two. Figures go to the logger when it takes images (TensorBoard,
-Weights & Biases), else to PNG files under the run's log folder.
+images are *pixels* in [0, 1]. ``GenerativeModule`` is an ``ImageInputMixin``: it records the per-channel
+``mean``/``std`` (and class names) in its hyperparameters, so in every checkpoint (from the datamodule
+when fit starts, or as arguments), and converts between the two with them. Figures go to the logger when
+it takes images (TensorBoard, Weights & Biases), else to PNG files under the run's log folder.
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ import io
 import logging
 from pathlib import Path
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
 from zoo.base import ZooModule
+from zoo.preprocessing import ImageInputMixin
 
 __all__ = ["GenerativeModule", "figure_to_image", "save_or_log_image"]
 
@@ -63,12 +66,15 @@ def save_or_log_image(module: ZooModule, name: str, image: Tensor) -> Path | Non
     return path
 
 
-class GenerativeModule(ZooModule):
-    """Base of the models that output images: pixel-space conversion from the datamodule's normalization.
+class GenerativeModule(ImageInputMixin, ZooModule):
+    """Base of the models that output images: pixel-space conversion with the normalization the model recorded.
 
     Args:
         in_channels: image channels.
         image_size: side of the square images.
+        mean: per-channel mean of the normalization of the images the model reads (None: none).
+        std: per-channel standard deviation of that normalization.
+        class_names: one name per class, in label order, or None.
         optimizer: "sgd", "adam" or "adamw".
         lr: learning rate.
         weight_decay: weight decay on the weight matrices and kernels.
@@ -82,26 +88,28 @@ class GenerativeModule(ZooModule):
             raise ValueError(f"in_channels and image_size must be >= 1, got {in_channels}, {image_size}")
         self.in_channels = in_channels
         self.image_size = image_size
-        # Identity until a datamodule says otherwise; saved with the weights.
-        self.register_buffer("pixel_mean", torch.zeros(in_channels))
-        self.register_buffer("pixel_std", torch.ones(in_channels))
+        mean = self.hparams.mean
+        if mean is not None and len(mean) not in (1, in_channels):
+            raise ValueError(f"{type(self).__name__} reads {in_channels}-channel images: mean and std need 1 or {in_channels} values, got {mean}")
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return (self.in_channels, self.image_size, self.image_size)
 
-    def setup(self, stage: str) -> None:
-        norm = getattr(getattr(self.trainer, "datamodule", None), "normalization", None) if self._trainer else None
-        if norm:
-            mean, std = torch.as_tensor(norm["mean"]), torch.as_tensor(norm["std"])
-            if mean.numel() in (1, self.in_channels):
-                self.pixel_mean.copy_(mean.expand(self.in_channels))
-                self.pixel_std.copy_(std.expand(self.in_channels))
-
     def to_pixels(self, x: Tensor) -> Tensor:
         """Normalized model input (B, C, H, W) -> pixels in [0, 1]."""
-        return (x * self.pixel_std.view(1, -1, 1, 1) + self.pixel_mean.view(1, -1, 1, 1)).clamp(0.0, 1.0)
+        return self.denormalize(x).clamp(0.0, 1.0)
 
     def to_input(self, pixels: Tensor) -> Tensor:
         """Pixels in [0, 1] (B, C, H, W) -> normalized model input."""
-        return (pixels - self.pixel_mean.view(1, -1, 1, 1)) / self.pixel_std.view(1, -1, 1, 1)
+        return self.normalize(pixels)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Checkpoints from before the normalization was a hyperparameter kept it in ``pixel_mean`` /
+        ``pixel_std`` buffers: record it as the hyperparameters now hold it."""
+        super().on_load_checkpoint(checkpoint)
+        state = checkpoint.get("state_dict", {})
+        if "pixel_mean" in state and "pixel_std" in state:
+            mean, std = state.pop("pixel_mean").tolist(), state.pop("pixel_std").tolist()
+            if self.hparams.get("mean") is None and (any(mean) or any(s != 1 for s in std)):
+                self.record_preprocessing(mean, std)
