@@ -138,16 +138,70 @@ def _is_primitive(value) -> bool:
     return value is None or isinstance(value, (bool, int, float, str))
 
 
+def documented_arguments(cls: type) -> dict[str, str]:
+    """The ``Args:`` section of ``cls``'s own docstring: argument -> its help text, one line."""
+    doc = inspect.cleandoc(vars(cls).get("__doc__") or "")
+    if "Args:" not in doc:
+        return {}
+    args, name = {}, None
+    for line in doc.split("Args:", 1)[1].splitlines()[1:]:
+        if not line.strip():
+            break
+        if line.startswith("    ") and not line.startswith("        ") and ":" in line:
+            name, text = line.strip().split(":", 1)
+            args[name] = text.strip()
+        elif name is not None:
+            args[name] += " " + line.strip()
+    return args
+
+
+def defining_class(cls: type, argument: str) -> type | None:
+    """The first class in ``cls``'s MRO whose own ``__init__`` takes ``argument``: the one whose docstring
+    documents it, and the one whose docstring LightningCLI's ``--help`` reads."""
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass) and argument in inspect.signature(klass.__init__).parameters:
+            return klass
+    return None
+
+
 @pytest.mark.parametrize("name", zoo.list_models())  # every family, not only (x, y)-batch models
 def test_hyperparameters_are_primitive_and_documented(name):
+    """Every recorded argument is documented by the class whose ``__init__`` defines it: the optimizer
+    arguments by ZooModule, num_classes by ClassifierModule; a model does not copy its bases' Args: lines."""
     model = build(name)
     cls = type(model)
     assert _is_primitive(dict(model.hparams))
     params = [p for p in inspect.signature(cls.__init__).parameters.values() if p.kind == p.KEYWORD_ONLY]
     assert params and set(p.name for p in params) <= set(model.hparams)
-    args_section = cls.__doc__.split("Args:", 1)[1]
     for key in model.hparams:
-        assert f"\n        {key}:" in args_section, f"{cls.__name__} docstring has no Args: line for {key!r}"
+        owner = defining_class(cls, key)
+        assert owner is not None, f"{cls.__name__} records {key!r}, which no __init__ in its MRO takes"
+        assert key in documented_arguments(owner), f"{owner.__name__} docstring has no Args: line for {key!r}"
+
+
+def test_model_help_shows_inherited_arguments_with_their_help(capsys, monkeypatch):
+    """``train.py fit --model.help LeNet5`` lists every argument, those LeNet5 inherits with their base's help text."""
+    from zoo.cli import main
+
+    monkeypatch.setenv("COLUMNS", "1000")  # one line per argument: no wrapping inside the help texts
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--model.help", "LeNet5"])
+    assert exit_info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    arguments = {
+        p.name
+        for klass in zoo.LeNet5.__mro__
+        if "__init__" in vars(klass) and issubclass(klass, zoo.ZooModule)
+        for p in inspect.signature(klass.__init__).parameters.values()
+        if p.kind == p.KEYWORD_ONLY
+    }
+    for argument in arguments:
+        assert f"--model.{argument} " in out, f"--model.{argument} missing from the help"
+        owner = defining_class(zoo.LeNet5, argument)
+        text = documented_arguments(owner)[argument]
+        assert text in out, f"--model.{argument}: {owner.__name__}'s help text {text!r} not shown"
+    inherited = {"optimizer", "lr", "weight_decay", "momentum", "scheduler", "num_classes", "binary", "label_smoothing"}
+    assert {defining_class(zoo.LeNet5, a) for a in inherited} == {zoo.ZooModule, zoo.ClassifierModule}
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -25,14 +25,6 @@ class AlexNet(ImageClassifier):
         image_size: side of the square input (224; at least 63 for the three max-pools).
         dropout: dropout before the two hidden fully connected layers (0.5 in the paper).
         freeze_backbone: train only the head.
-        num_classes: number of classes.
-        binary: one logit and binary cross-entropy (num_classes=2).
-        label_smoothing: cross-entropy label smoothing.
-        optimizer: "sgd", "adam" or "adamw".
-        lr: learning rate.
-        weight_decay: weight decay on the weight matrices and kernels.
-        momentum: SGD momentum.
-        scheduler: "none", "cosine", "onecycle" or "plateau"; see ``zoo.ZooModule``.
     """
 
     stem_conv = "features.0"
@@ -84,14 +76,6 @@ class AlexNetSmall(ImageClassifier):
         image_size: side of the square input, 28 or 32 (any size from 8 px works).
         dropout: dropout before the two hidden fully connected layers.
         freeze_backbone: train only the head.
-        num_classes: number of classes.
-        binary: one logit and binary cross-entropy (num_classes=2).
-        label_smoothing: cross-entropy label smoothing.
-        optimizer: "sgd", "adam" or "adamw".
-        lr: learning rate.
-        weight_decay: weight decay on the weight matrices and kernels.
-        momentum: SGD momentum.
-        scheduler: "none", "cosine", "onecycle" or "plateau"; see ``zoo.ZooModule``.
     """
 
     stem_conv = "features.0"

@@ -39,11 +39,6 @@ class AutoencoderModule(GenerativeModule, SupervisedModule):
         mean: per-channel mean of the normalization of the images the model reads (None: none).
         std: per-channel standard deviation of that normalization.
         class_names: one name per class, in label order, or None.
-        optimizer: "sgd", "adam" or "adamw".
-        lr: learning rate.
-        weight_decay: weight decay on the weight matrices and kernels.
-        momentum: SGD momentum.
-        scheduler: "none", "cosine", "onecycle" or "plateau"; see ``zoo.ZooModule``.
     """
 
     def __init__(
@@ -178,11 +173,6 @@ class Autoencoder(AutoencoderModule):
         mean: per-channel mean of the normalization of the images the model reads (None: none).
         std: per-channel standard deviation of that normalization.
         class_names: one name per class, in label order, or None.
-        optimizer: "sgd", "adam" or "adamw".
-        lr: learning rate.
-        weight_decay: weight decay on the weight matrices and kernels.
-        momentum: SGD momentum.
-        scheduler: "none", "cosine", "onecycle" or "plateau"; see ``zoo.ZooModule``.
     """
 
     def __init__(self, *, hidden_sizes: list[int] = [512, 128], activation: str = "relu", **kwargs) -> None:  # noqa: B006
@@ -217,11 +207,6 @@ class ConvAutoencoder(AutoencoderModule):
         mean: per-channel mean of the normalization of the images the model reads (None: none).
         std: per-channel standard deviation of that normalization.
         class_names: one name per class, in label order, or None.
-        optimizer: "sgd", "adam" or "adamw".
-        lr: learning rate.
-        weight_decay: weight decay on the weight matrices and kernels.
-        momentum: SGD momentum.
-        scheduler: "none", "cosine", "onecycle" or "plateau"; see ``zoo.ZooModule``.
     """
 
     def __init__(self, *, channels: list[int] = [32, 64], **kwargs) -> None:  # noqa: B006

@@ -38,7 +38,9 @@ class ZooModule(L.LightningModule):
     """Base of every zoo model.
 
     Subclasses build their layers in ``__init__``, pass the shared arguments below through ``**kwargs``,
-    and define ``input_shape`` (one sample's shape, checked by ``check_input``).
+    and define ``input_shape`` (one sample's shape, checked by ``check_input``). The arguments are
+    documented here only: a model's docstring lists its own, and ``python train.py fit --model.help
+    <Model>`` shows both.
 
     Args:
         optimizer: "sgd" (with momentum, Nesterov), "adam" or "adamw". ``--optimizer`` on the CLI
@@ -211,12 +213,7 @@ class ClassifierModule(SupervisedModule):
         num_classes: number of classes; with ``binary`` it must be 2.
         binary: one logit and binary cross-entropy instead of ``num_classes`` logits and cross-entropy.
         label_smoothing: cross-entropy label smoothing (multi-class only).
-        optimizer: "sgd" (with momentum, Nesterov), "adam" or "adamw". ``--optimizer`` on the CLI
-            takes any torch optimizer instead.
-        lr: learning rate (the peak rate for "onecycle").
-        weight_decay: L2 penalty / decoupled weight decay on weight matrices and kernels (not on biases or norms).
-        momentum: SGD momentum.
-        scheduler: "none", "cosine", "onecycle" or "plateau"; see ``ZooModule``.
+        **kwargs: ``ZooModule``'s optimizer and scheduler arguments.
     """
 
     monitor = "val/acc"
@@ -302,13 +299,7 @@ class ClassifierModule(SupervisedModule):
 class RegressorModule(SupervisedModule):
     """Base of the regression models: MSE loss, MAE and RMSE metrics.
 
-    Args:
-        optimizer: "sgd" (with momentum, Nesterov), "adam" or "adamw". ``--optimizer`` on the CLI
-            takes any torch optimizer instead.
-        lr: learning rate (the peak rate for "onecycle").
-        weight_decay: L2 penalty / decoupled weight decay on weight matrices and kernels (not on biases or norms).
-        momentum: SGD momentum.
-        scheduler: "none", "cosine", "onecycle" or "plateau"; see ``ZooModule``.
+    Takes ``ZooModule``'s optimizer and scheduler arguments; subclasses define ``num_outputs``.
     """
 
     monitor = "val/loss"

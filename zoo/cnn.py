@@ -26,14 +26,6 @@ class SimpleCNN(ImageClassifier):
         mean: per-channel mean of the normalization the model reads (images in [0, 1]); None: none.
         std: per-channel standard deviation of that normalization; None: none.
         class_names: one name per class, in label order, or None.
-        num_classes: number of classes.
-        binary: one logit and binary cross-entropy (num_classes=2).
-        label_smoothing: cross-entropy label smoothing.
-        optimizer: "sgd", "adam" or "adamw".
-        lr: learning rate.
-        weight_decay: weight decay on the weight matrices and kernels.
-        momentum: SGD momentum.
-        scheduler: "none", "cosine", "onecycle" or "plateau"; see ``zoo.ZooModule``.
     """
 
     stem_conv = "features.0"

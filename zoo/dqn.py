@@ -112,10 +112,6 @@ class DQN(ZooModule):
         solved_return: stop training once the validation's mean return reaches this (None: never).
             475 is CartPole-v1's threshold, meant over 100 episodes.
         seed: seed of the training environment's resets (``seed + i`` for the i-th episode).
-        optimizer: "sgd", "adam" or "adamw".
-        lr: learning rate.
-        weight_decay: weight decay on the weight matrices.
-        momentum: SGD momentum.
         scheduler: only "none": the agent steps its optimizer itself.
     """
 

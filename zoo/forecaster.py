@@ -32,11 +32,6 @@ class LSTMForecaster(RegressorModule):
         residual: predict the change from the window's last ``target`` value rather than the value itself,
             so a trending series (CO2) is extrapolated past the range seen in training.
         target_std: standard deviation used to scale the target (linked from the datamodule), for the ``*_units`` metrics.
-        optimizer: "sgd", "adam" or "adamw".
-        lr: learning rate (the peak rate for "onecycle").
-        weight_decay: weight decay on the weight matrices.
-        momentum: SGD momentum.
-        scheduler: "none", "cosine", "onecycle" or "plateau"; see ``zoo.ZooModule``.
     """
 
     def __init__(

@@ -49,8 +49,6 @@ class GANModule(GenerativeModule):
         class_names: one name per class, in label order, or None.
         optimizer: "adam" (both networks; "sgd" and "adamw" are accepted too).
         lr: learning rate of both networks.
-        weight_decay: weight decay on weight matrices and kernels (not on biases or norm scales).
-        momentum: SGD momentum.
         scheduler: only "none".
     """
 
@@ -252,8 +250,6 @@ class GAN(GANModule):
         class_names: one name per class, in label order, or None.
         optimizer: "adam", "adamw" or "sgd", for both networks.
         lr: learning rate of both networks.
-        weight_decay: weight decay on weight matrices and kernels (not on biases or norm scales).
-        momentum: SGD momentum.
         scheduler: only "none".
     """
 
@@ -337,8 +333,6 @@ class DCGAN(GANModule):
         class_names: one name per class, in label order, or None.
         optimizer: "adam", "adamw" or "sgd", for both networks.
         lr: learning rate of both networks.
-        weight_decay: weight decay on weight matrices and kernels (not on biases or norm scales).
-        momentum: SGD momentum.
         scheduler: only "none".
     """
 

@@ -75,11 +75,6 @@ class GenerativeModule(ImageInputMixin, ZooModule):
         mean: per-channel mean of the normalization of the images the model reads (None: none).
         std: per-channel standard deviation of that normalization.
         class_names: one name per class, in label order, or None.
-        optimizer: "sgd", "adam" or "adamw".
-        lr: learning rate.
-        weight_decay: weight decay on the weight matrices and kernels.
-        momentum: SGD momentum.
-        scheduler: "none", "cosine", "onecycle" or "plateau"; see ``zoo.ZooModule``.
     """
 
     def __init__(self, *, in_channels: int = 1, image_size: int = 28, **kwargs) -> None:

@@ -24,7 +24,6 @@ class LinearRegression(RegressorModule):
         lr: learning rate.
         weight_decay: L2 penalty on the weights (not the bias).
         momentum: SGD momentum (0 is plain gradient descent).
-        scheduler: "none", "cosine", "onecycle" or "plateau"; see ``zoo.ZooModule``.
     """
 
     def __init__(

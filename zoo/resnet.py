@@ -89,14 +89,6 @@ class ResNet(ImageClassifier):
         image_size: side of the square input.
         dropout: dropout before the linear head.
         freeze_backbone: train only the head.
-        num_classes: number of classes.
-        binary: one logit and binary cross-entropy (num_classes=2).
-        label_smoothing: cross-entropy label smoothing.
-        optimizer: "sgd", "adam" or "adamw".
-        lr: learning rate.
-        weight_decay: weight decay on the weight matrices and kernels.
-        momentum: SGD momentum.
-        scheduler: "none", "cosine", "onecycle" or "plateau"; see ``zoo.ZooModule``.
     """
 
     stem_conv = "conv1"

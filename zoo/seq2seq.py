@@ -61,12 +61,6 @@ class Seq2Seq(TranslationModule):
         tgt_tokenizer: target vocabulary as primitives.
         max_decode_len: most target tokens generated per sentence.
         beam_size: beams at test and predict time (1: greedy).
-        label_smoothing: cross-entropy label smoothing.
-        optimizer: "sgd", "adam" or "adamw".
-        lr: learning rate.
-        weight_decay: weight decay on the weight matrices.
-        momentum: SGD momentum.
-        scheduler: "none", "cosine", "onecycle" or "plateau"; see ``zoo.ZooModule``.
     """
 
     def __init__(

@@ -66,10 +66,7 @@ class Transformer(TranslationModule):
         max_decode_len: most target tokens generated per sentence.
         beam_size: beams at test and predict time (1: greedy).
         label_smoothing: cross-entropy label smoothing (0.1 in the paper).
-        optimizer: "sgd", "adam" or "adamw".
         lr: peak learning rate (reached after ``warmup_steps``).
-        weight_decay: weight decay on the weight matrices.
-        momentum: SGD momentum.
         scheduler: "none", "cosine", "onecycle" or "plateau", used when ``warmup_steps`` is 0.
     """
 
@@ -165,14 +162,6 @@ class TransformerClassifier(ClassifierModule):
         dropout: dropout on embeddings, attention and residual branches, and before the head.
         max_len: longest sequence (size of the position table).
         tokenizer: the vocabulary as primitives, so a checkpoint encodes raw text without the dataset.
-        num_classes: number of classes.
-        binary: one logit and binary cross-entropy (num_classes=2).
-        label_smoothing: cross-entropy label smoothing.
-        optimizer: "sgd", "adam" or "adamw".
-        lr: learning rate (the peak rate for "onecycle").
-        weight_decay: weight decay on the weight matrices.
-        momentum: SGD momentum.
-        scheduler: "none", "cosine", "onecycle" or "plateau"; see ``zoo.ZooModule``.
     """
 
     def __init__(

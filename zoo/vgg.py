@@ -40,14 +40,6 @@ class VGG(ImageClassifier):
         image_size: side of the square input.
         dropout: dropout before the two hidden fully connected layers (0.5 in the paper).
         freeze_backbone: train only the head.
-        num_classes: number of classes.
-        binary: one logit and binary cross-entropy (num_classes=2).
-        label_smoothing: cross-entropy label smoothing.
-        optimizer: "sgd", "adam" or "adamw".
-        lr: learning rate.
-        weight_decay: weight decay on the weight matrices and kernels.
-        momentum: SGD momentum.
-        scheduler: "none", "cosine", "onecycle" or "plateau"; see ``zoo.ZooModule``.
     """
 
     stem_conv = "features.0"
