@@ -15,7 +15,6 @@ from PIL import Image
 
 import zoo
 from datamodules import FashionMNISTDataModule
-from zoo.predict import load_for_prediction
 
 pytestmark = [pytest.mark.learning, pytest.mark.real_data]
 
@@ -54,7 +53,7 @@ def test_predict_on_png_files_returns_the_correct_labels(trained_resnet20, tmp_p
         files.append(tmp_path / f"{i:03d}.png")
         Image.fromarray(image[0].numpy(), mode="L").save(files[-1])
 
-    model = load_for_prediction(str(trained_resnet20["checkpoint"]), model="resnet20")  # no datamodule needed
+    model = zoo.load_checkpoint(trained_resnet20["checkpoint"])  # no datamodule needed
     results = zoo.predict(model, files, topk=3)
     predicted = [top[0][0] for top in results]
     truth = [dm.class_names[int(y)] for y in labels]

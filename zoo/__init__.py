@@ -15,7 +15,7 @@ from zoo.autoencoder import Autoencoder, ConvAutoencoder
 from zoo.base import ClassifierModule, RegressorModule, ZooModule
 from zoo.checkpoint import load_checkpoint
 from zoo.cnn import SimpleCNN
-from zoo.decoding import load_translation_model, translate
+from zoo.decoding import translate
 from zoo.dqn import DQN, play
 from zoo.forecaster import LSTMForecaster
 from zoo.gan import DCGAN, GAN, generate
@@ -23,7 +23,7 @@ from zoo.image import ImageClassifier, ImagePreprocessing
 from zoo.lenet import LeNet5
 from zoo.linear import LinearRegression
 from zoo.mlp import MLP
-from zoo.predict import predict
+from zoo.inference import predict
 from zoo.preprocessing import ImageInputMixin
 from zoo.pretrained import ImageNetWeights, PretrainedWeightsUnavailable, get_weights
 from zoo.registry import create_model, get_model_class, list_models, register_model
@@ -69,7 +69,6 @@ __all__ = [
     "get_weights",
     "list_models",
     "load_checkpoint",
-    "load_translation_model",
     "play",
     "predict",
     "register_model",

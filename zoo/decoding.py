@@ -20,7 +20,7 @@ from zoo.base import ZooModule
 from zoo.layers import check_token_ids
 from zoo.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
-__all__ = ["TranslationModule", "beam_search", "greedy_decode", "load_translation_model", "translate"]
+__all__ = ["TranslationModule", "beam_search", "greedy_decode", "translate"]
 
 
 def _select(state: dict[str, Tensor], index: Tensor) -> dict[str, Tensor]:
@@ -99,11 +99,6 @@ class TranslationModule(ZooModule):
         max_decode_len: most target tokens generated per sentence.
         beam_size: beams at test and predict time (1: greedy).
         label_smoothing: cross-entropy label smoothing.
-        optimizer: "sgd", "adam" or "adamw".
-        lr: learning rate.
-        weight_decay: weight decay on the weight matrices.
-        momentum: SGD momentum.
-        scheduler: "none", "cosine", "onecycle" or "plateau"; see ``zoo.ZooModule``.
     """
 
     monitor = "val/exact_match"
@@ -178,7 +173,7 @@ class TranslationModule(ZooModule):
         return out[0] if single else out
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["zoo_class"] = type(self).__name__  # lets ``python -m zoo.translate`` pick the class
+        checkpoint["zoo_class"] = type(self).__name__  # lets ``zoo.load_checkpoint`` pick the class
 
     # -- steps ----------------------------------------------------------------------------------------
     def compute_loss(self, logits: Tensor, target: Tensor) -> Tensor:
@@ -233,18 +228,6 @@ def _words(ids: Tensor) -> list[list[str]]:
                 words.append(str(i))
         rows.append(words)
     return rows
-
-
-def load_translation_model(checkpoint: str, map_location: str = "cpu"):
-    """The ``TranslationModule`` (``Seq2Seq``, ``Transformer``) saved in ``checkpoint``, in eval mode."""
-    import zoo  # the model classes, by name
-
-    raw = torch.load(checkpoint, map_location=map_location, weights_only=True)
-    name = raw.get("zoo_class") or str(raw.get("hyper_parameters", {}).get("_class_path", "")).rsplit(".", 1)[-1]
-    cls = getattr(zoo, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, TranslationModule)):
-        raise ValueError(f"{checkpoint} is not a translation checkpoint (model class {name or 'unknown'!r})")
-    return cls.load_from_checkpoint(checkpoint, map_location=map_location, weights_only=True).eval()
 
 
 def translate(model, text: str | list[str], beam_size: int | None = None) -> str | list[str]:

@@ -7,6 +7,7 @@ import math
 from torch import Tensor, nn
 
 from zoo.base import ClassifierModule
+from zoo.preprocessing import ImageInputMixin
 from zoo.layers import make_activation
 from zoo.registry import register_model
 
@@ -14,25 +15,24 @@ __all__ = ["MLP"]
 
 
 @register_model("mlp")
-class MLP(ClassifierModule):
+class MLP(ImageInputMixin, ClassifierModule):
     """Fully connected classifier: [Linear -> activation -> dropout] x len(hidden_sizes) -> Linear head.
 
     Any input whose sample has ``in_features`` elements is flattened first, so (B, 1, 28, 28) images and
     (B, 784) vectors both work. ``binary=True`` gives one logit with BCE, the notes' blobs classifier.
+    Trained on images, it records their shape (``image_shape``) and normalization, so ``transforms()``
+    and ``zoo.predict`` turn a raw image into the flat vector it reads.
 
     Args:
         in_features: elements per input sample (linked from the datamodule's ``input_shape`` by the CLI).
         hidden_sizes: width of each hidden layer; one entry is the 2-layer net, several make a deep "DNN".
         activation: "relu", "gelu", "tanh", "sigmoid", "leaky_relu" or "silu".
         dropout: dropout probability after each hidden layer.
-        num_classes: number of classes; with ``binary`` it must be 2.
-        binary: one logit and binary cross-entropy instead of ``num_classes`` logits.
-        label_smoothing: cross-entropy label smoothing (multi-class only).
-        optimizer: "sgd", "adam" or "adamw".
-        lr: learning rate.
-        weight_decay: weight decay on the weight matrices.
-        momentum: SGD momentum.
-        scheduler: "none", "cosine", "onecycle" or "plateau"; see ``zoo.ZooModule``.
+        image_shape: (C, H, W) of the images flattened into the input, or None for tabular data
+            (recorded from an image datamodule's ``input_shape`` when fit starts).
+        mean: per-channel mean of the images' normalization (images in [0, 1]); None: none.
+        std: per-channel standard deviation of that normalization; None: none.
+        class_names: one name per class, in label order, or None.
     """
 
     def __init__(
@@ -42,9 +42,12 @@ class MLP(ClassifierModule):
         hidden_sizes: list[int] = [128],  # noqa: B006 (read only)
         activation: str = "relu",
         dropout: float = 0.0,
+        image_shape: list[int] | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        self._check_image_shape(image_shape, in_features)
+        self.hparams.image_shape = None if image_shape is None else [int(d) for d in image_shape]
         if in_features < 1 or not hidden_sizes or min(hidden_sizes) < 1:
             raise ValueError(f"need in_features >= 1 and at least one hidden size >= 1, got {in_features}, {hidden_sizes}")
         if not 0.0 <= dropout < 1.0:
@@ -60,9 +63,33 @@ class MLP(ClassifierModule):
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(width, self.num_outputs)
 
+    @staticmethod
+    def _check_image_shape(image_shape: list[int] | None, in_features: int) -> None:
+        if image_shape is not None and (len(image_shape) != 3 or math.prod(image_shape) != in_features):
+            raise ValueError(f"image_shape must be (C, H, W) with C*H*W = in_features = {in_features}, got {image_shape}")
+
     @property
     def input_shape(self) -> tuple[int, ...]:
         return (self.in_features,)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the images this MLP reads flattened; a ValueError for a model of tabular data."""
+        shape = self.hparams.get("image_shape")
+        if shape is None:
+            raise ValueError(
+                f"this MLP reads {self.in_features} features, not images (image_shape=None), so it has no image "
+                "transforms: feed it (B, in_features) float tensors, or build it with image_shape=[C, H, W]"
+            )
+        return tuple(shape)
+
+    def on_fit_start(self) -> None:
+        """Record the image shape of an image datamodule (whose samples it flattens), then its normalization."""
+        shape = getattr(getattr(self.trainer, "datamodule", None), "input_shape", None)
+        if self.hparams.get("image_shape") is None and shape is not None and len(shape) == 3:
+            self._check_image_shape(list(shape), self.in_features)
+            self.hparams.image_shape = [int(d) for d in shape]
+        super().on_fit_start()
 
     def check_input(self, x: Tensor) -> Tensor:
         # Any sample shape is accepted as long as it flattens to in_features.

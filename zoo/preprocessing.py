@@ -208,8 +208,11 @@ class ImageInputMixin(ZooModule):
     ) -> None:
         """Record the normalization (and class names, when given) in the hyperparameters, so checkpoints keep them."""
         self._check_preprocessing(mean, std, class_names)
-        channels = self.image_shape[0]
-        if mean is not None and len(mean) not in (1, channels):
+        try:
+            channels = self.image_shape[0]
+        except ValueError:  # a model that does not (yet) know its image shape, e.g. an MLP of tabular data
+            channels = None
+        if mean is not None and channels is not None and len(mean) not in (1, channels):
             raise ValueError(f"{type(self).__name__} reads {channels}-channel images: mean and std need 1 or {channels} values, got {list(mean)}")
         self.hparams.mean = _floats("mean", mean)
         self.hparams.std = _floats("std", std)

@@ -75,5 +75,5 @@ def create_model(name: str, **overrides: Any):
 
 
 def get_model_class(name: str) -> type:
-    """The class that ``create_model(name)`` returns, e.g. for ``load_from_checkpoint``."""
+    """The class that ``create_model(name)`` returns, e.g. for ``zoo.load_checkpoint(path, model=...)``."""
     return _entry(name)[1]

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from zoo.base import ClassifierModule
+from zoo.preprocessing import ImageInputMixin
 from zoo.layers import check_token_ids, make_rnn
 from zoo.registry import register_model
 from zoo.tokenizer import PAD_ID
@@ -20,7 +21,7 @@ from zoo.tokenizer import PAD_ID
 __all__ = ["RecurrentClassifier"]
 
 
-class RecurrentClassifier(ClassifierModule):
+class RecurrentClassifier(ImageInputMixin, ClassifierModule):
     """A stacked RNN / LSTM / GRU whose final state feeds a linear classifier.
 
     The features are the last layer's final hidden state; in bidirectional mode the last forward state
@@ -28,6 +29,9 @@ class RecurrentClassifier(ClassifierModule):
     With ``vocab_size > 0`` the input is token ids (B, T) with 0 as padding: each sequence runs packed
     to its own length, so trailing padding leaves the result unchanged. Otherwise the input is a float
     sequence (B, T, F); a one-channel image batch (B, 1, H, W) is read as H steps of W features.
+    Trained on images read as rows, it records their normalization and class names, so ``transforms()``
+    and ``zoo.predict`` turn a raw (1, seq_len, input_size) image into its (seq_len, input_size) rows;
+    a token model has its tokenizer instead.
 
     Args:
         cell: "rnn" (tanh Elman), "lstm" or "gru".
@@ -42,14 +46,9 @@ class RecurrentClassifier(ClassifierModule):
         bidirectional: run a backward pass too and classify concat(last forward, first backward state).
         tokenizer: the vocabulary as primitives (``zoo.tokenizer.Tokenizer.to_config()``), stored so a
             checkpoint can encode raw text without the dataset; None for float input.
-        num_classes: number of classes.
-        binary: one logit and binary cross-entropy (num_classes=2).
-        label_smoothing: cross-entropy label smoothing.
-        optimizer: "sgd", "adam" or "adamw".
-        lr: learning rate (the peak rate for "onecycle").
-        weight_decay: weight decay on the weight matrices.
-        momentum: SGD momentum.
-        scheduler: "none", "cosine", "onecycle" or "plateau"; see ``zoo.ZooModule``.
+        mean: per-channel mean of the images' normalization (images read as rows); None: none.
+        std: per-channel standard deviation of that normalization; None: none.
+        class_names: one name per class, in label order, or None.
     """
 
     def __init__(
@@ -98,6 +97,18 @@ class RecurrentClassifier(ClassifierModule):
         if self.takes_tokens:
             return torch.ones(2, *self.input_shape, dtype=torch.long)  # (B=2, T) token ids
         return torch.zeros(2, *self.input_shape)  # (B=2, T, F)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(1, seq_len, input_size): the one-channel image whose rows are the steps; a ValueError otherwise."""
+        if self.takes_tokens:
+            raise ValueError(
+                f"this {type(self).__name__} reads token ids, not images, so it has no image transforms: "
+                "encode text with the tokenizer it carries (hparams['tokenizer'])"
+            )
+        if not self.seq_len:
+            raise ValueError(f"this {type(self).__name__} reads sequences of any length (seq_len=0), not images of a fixed size")
+        return (1, self.seq_len, self.rnn.input_size)
 
     def _describe_shape(self) -> str:
         t = f"T={self.seq_len}" if self.seq_len else "T"

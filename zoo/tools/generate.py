@@ -1,37 +1,28 @@
-"""Write a PNG grid of a trained GAN's samples: ``python -m zoo.generate --checkpoint X --out grid.png``.
+"""``zoo-generate`` (or ``python -m zoo.tools.generate``): a PNG grid of a trained GAN's samples.
 
-    python -m zoo.generate --checkpoint best.ckpt --out grid.png                     # cGAN: one row per class
-    python -m zoo.generate --checkpoint best.ckpt --out shirts.png --labels 0 6 --n 16
+    zoo-generate --checkpoint best.ckpt --out grid.png                     # cGAN: one row per class
+    zoo-generate --checkpoint best.ckpt --out shirts.png --labels 0 6 --n 16
+
+The library function is ``zoo.generate``; checkpoints load through ``zoo.load_checkpoint``.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import math
+import sys
+from collections.abc import Sequence
 
-import torch
+from zoo.checkpoint import load_checkpoint
+from zoo.gan import GANModule, generate
 
-from zoo.gan import DCGAN, GAN, GANModule, generate
-
-__all__ = ["load_gan", "main"]
-
-
-def load_gan(path: str) -> GANModule:
-    """A zoo GAN from a checkpoint (``weights_only=True``); the class is the recorded ``_class_path``,
-    else told apart by its hyperparameters."""
-    hparams = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
-    if "_class_path" in hparams:
-        module, name = hparams["_class_path"].rsplit(".", 1)
-        cls = getattr(importlib.import_module(module), name)
-    else:
-        cls = DCGAN if "feature_maps" in hparams else GAN
-    return cls.load_from_checkpoint(path, map_location="cpu", weights_only=True).eval()
+__all__ = ["main"]
 
 
-def main(argv: list[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(prog="python -m zoo.generate", description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(prog="zoo-generate", description="Write a PNG grid of a trained GAN's samples.")
     parser.add_argument("--checkpoint", required=True, help="a GAN checkpoint (gan, cgan or dcgan)")
+    parser.add_argument("--model", help="registry or class name of the GAN, for a checkpoint that does not record it")
     parser.add_argument("--out", default="samples.png", help="PNG file to write")
     parser.add_argument("--labels", type=int, nargs="*", help="classes to draw (conditional GANs); default: every class")
     parser.add_argument("--n", type=int, default=None, help="images per class (conditional) or in all; default 8 or 64")
@@ -40,7 +31,12 @@ def main(argv: list[str] | None = None) -> str:
 
     from torchvision.utils import save_image
 
-    model = load_gan(args.checkpoint)
+    try:
+        model = load_checkpoint(args.checkpoint, model=args.model)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    if not isinstance(model, GANModule):
+        sys.exit(f"error: {args.checkpoint} holds a {type(model).__name__}, not a GAN")
     if model.conditional:
         labels = args.labels if args.labels else list(range(model.num_classes))
         n = args.n or 8
