@@ -11,8 +11,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import zoo
-from zoo.gan import GAN, GANModule, generate
 from zoo.base import ClassifierModule
+from zoo.gan import GAN, GANModule, generate
 from zoo.gan_metrics import ClassifierFeatures, GANQualityMetrics, frechet_distance
 from zoo.preprocessing import ImageInputMixin
 
