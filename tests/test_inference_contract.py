@@ -12,6 +12,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from PIL import Image
 
 import zoo
 from datamodules import FashionMNISTDataModule
@@ -136,3 +137,55 @@ def test_briefly_trained_model_predicts_raw_test_images_like_the_pipeline(name, 
     accuracy = sum(p == real_dm.class_names[int(y)] for p, y in zip(predicted, labels)) / len(labels)
     print(f"{name}: {steps} steps, accuracy {accuracy:.3f} on 500 test images")
     assert accuracy > 0.6, accuracy  # chance is 0.1
+
+
+# --------------------------------------------------------------------------------------------------
+# The same through train.py's CLI, and the command-line tools
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("recipe", ["dnn_fashionmnist", "lstm_fashionmnist_rows", "simple_cnn_fashionmnist"])
+def test_cli_checkpoints_carry_the_contract(recipe, vision_root, tmp_path, monkeypatch):
+    from zoo.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ZOO_DATA_DIR", str(vision_root.root))
+    for name in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS"):
+        monkeypatch.delenv(name, raising=False)
+    config = Path(__file__).resolve().parents[1] / "configs" / f"{recipe}.yaml"
+    cli = main(["fit", "--config", str(config), "--trainer.max_steps=2", "--trainer.limit_val_batches=1", "--test_after_fit=false"])
+    dm = cli.datamodule
+    loaded = zoo.load_checkpoint(next(tmp_path.rglob("last.ckpt")))
+    assert (loaded.hparams.mean, loaded.hparams.std, loaded.class_names) == (list(dm.mean), list(dm.std), dm.class_names)
+    images = dm.test_set.tensors[0]
+    assert predict_labels(loaded, images) == pipeline_labels(cli.model.eval(), dm, images)
+
+
+def test_the_tools_are_console_scripts_and_modules_that_leave_the_functions_alone(vision_root, tmp_path):
+    import subprocess
+    import sys
+    from importlib.metadata import entry_points
+
+    import zoo.tools.generate
+    import zoo.tools.predict
+    import zoo.tools.translate  # noqa: F401
+
+    assert all(callable(f) and not isinstance(f, type(zoo)) for f in (zoo.predict, zoo.generate, zoo.translate))
+    scripts = {e.name: e.value for e in entry_points(group="console_scripts") if e.name.startswith("zoo-")}
+    assert scripts == {
+        "zoo-train": "zoo.cli:main",
+        "zoo-predict": "zoo.tools.predict:main",
+        "zoo-generate": "zoo.tools.generate:main",
+        "zoo-translate": "zoo.tools.translate:main",
+    }
+
+    dm = FashionMNISTDataModule(data_dir=str(vision_root.root), batch_size=32, val_fraction=0.0)
+    _, loaded = fit_save_load("lenet5", dm, tmp_path / "m.ckpt", steps=1)
+    files = []
+    for i, image in enumerate(dm.test_set.tensors[0][:3]):
+        files.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(image[0].numpy(), mode="L").save(files[-1])
+    proc = subprocess.run(
+        [sys.executable, "-m", "zoo.tools.predict", "--checkpoint", str(tmp_path / "m.ckpt"), "--topk", "2", *files],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == zoo.tools.predict.format_table(files, zoo.predict(loaded, files, topk=2))
