@@ -20,12 +20,7 @@ class SimpleCNN(ImageClassifier):
         in_channels: image channels.
         image_size: side of the square input.
         dropout: dropout probability, applied channel-wise after the second conv and element-wise after fc 50.
-        freeze_backbone: train only the output layer (``head``).
-        resize_size: ``transforms()`` resizes an image's shorter side to this before center-cropping
-            ``image_size``; None resizes straight to ``image_size``.
-        mean: per-channel mean of the normalization the model reads (images in [0, 1]); None: none.
-        std: per-channel standard deviation of that normalization; None: none.
-        class_names: one name per class, in label order, or None.
+        **kwargs: ``ImageClassifier``'s other arguments (normalization, class names, ...) and ``ClassifierModule``'s.
     """
 
     stem_conv = "features.0"

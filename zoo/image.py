@@ -37,9 +37,7 @@ class ImageClassifier(ImageInputMixin, ClassifierModule):
             and the backbone's batch-norm layers keep their running statistics (they stay in eval mode).
         resize_size: ``transforms()`` resizes an image's shorter side to this before center-cropping
             ``image_size`` (ImageNet: 256 then 224); None resizes straight to ``image_size``.
-        mean: per-channel mean of the normalization the model reads (images in [0, 1]); None: none.
-        std: per-channel standard deviation of that normalization; None: none.
-        class_names: one name per class, in label order, or None.
+        **kwargs: ``ImageInputMixin``'s ``mean``, ``std``, ``class_names``, then ``ClassifierModule``'s arguments.
     """
 
     #: Attribute path of the first convolution, whose input channels ``adapt_input_channels`` changes.

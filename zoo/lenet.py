@@ -27,13 +27,8 @@ class LeNet5(ImageClassifier):
         image_size: side of the square input, 28 or 32.
         activation: nonlinearity after every layer but the output: "tanh", "relu", "gelu", "sigmoid", ...
         pooling: subsampling in S2 and S4: "avg" or "max", both without parameters.
-        dropout: dropout after F6, before the output layer (0: none, as in the paper).
-        freeze_backbone: train only the output layer (``head``).
-        resize_size: ``transforms()`` resizes an image's shorter side to this before center-cropping
-            ``image_size``; None resizes straight to ``image_size``.
-        mean: per-channel mean of the normalization the model reads (images in [0, 1]); None: none.
-        std: per-channel standard deviation of that normalization; None: none.
-        class_names: one name per class, in label order, or None.
+        **kwargs: ``ImageClassifier``'s arguments (``dropout`` after F6, before the output layer; 0 by
+            default, as in the paper), its normalization and class names, and ``ClassifierModule``'s.
     """
 
     stem_conv = "features.0"

@@ -30,9 +30,7 @@ class MLP(ImageInputMixin, ClassifierModule):
         dropout: dropout probability after each hidden layer.
         image_shape: (C, H, W) of the images flattened into the input, or None for tabular data
             (recorded from an image datamodule's ``input_shape`` when fit starts).
-        mean: per-channel mean of the images' normalization (images in [0, 1]); None: none.
-        std: per-channel standard deviation of that normalization; None: none.
-        class_names: one name per class, in label order, or None.
+        **kwargs: ``ImageInputMixin``'s ``mean``, ``std``, ``class_names``, then ``ClassifierModule``'s arguments.
     """
 
     def __init__(

@@ -46,9 +46,8 @@ class RecurrentClassifier(ImageInputMixin, ClassifierModule):
         bidirectional: run a backward pass too and classify concat(last forward, first backward state).
         tokenizer: the vocabulary as primitives (``zoo.tokenizer.Tokenizer.to_config()``), stored so a
             checkpoint can encode raw text without the dataset; None for float input.
-        mean: per-channel mean of the images' normalization (images read as rows); None: none.
-        std: per-channel standard deviation of that normalization; None: none.
-        class_names: one name per class, in label order, or None.
+        **kwargs: ``ImageInputMixin``'s ``mean``, ``std``, ``class_names`` (images read as rows), then
+            ``ClassifierModule``'s arguments.
     """
 
     def __init__(
