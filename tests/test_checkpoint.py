@@ -164,3 +164,14 @@ def test_pickled_objects_in_a_checkpoint_are_never_unpickled(tmp_path):
     with pytest.raises(Exception, match="Weights only load failed"):
         zoo.load_checkpoint(tmp_path / "m.ckpt")
     assert not payload.marker.exists()
+
+
+def test_an_image_classifier_checkpoint_of_the_old_format_keeps_its_preprocessing(tmp_path):
+    """Before the contract, ImageClassifier wrote its preprocessing under the checkpoint's "preprocessing" key."""
+    model = zoo.create_model("vit_tiny", num_classes=3, image_size=32, depth=1)
+    hparams = {k: v for k, v in model.hparams.items() if k not in ("mean", "std", "class_names", "resize_size")}
+    old = {"crop_size": 32, "resize_size": 32, "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.2, 0.2], "channels": 3, "class_names": ["a", "b", "c"]}
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams, "preprocessing": old}, tmp_path / "old.ckpt")
+    loaded = zoo.load_checkpoint(tmp_path / "old.ckpt", model="vit_tiny")
+    t = loaded.transforms()
+    assert (t.mean, t.std, t.class_names, t.resize_size) == (old["mean"], old["std"], ["a", "b", "c"], 32)

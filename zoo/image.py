@@ -137,6 +137,15 @@ class ImageClassifier(ImageInputMixin, ClassifierModule):
         if resize is not None:  # images were read shorter side to resize_size, then center-cropped
             self.hparams.resize_size = int(resize)
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        # Checkpoints written before the normalization became hyperparameters kept it under "preprocessing".
+        old = checkpoint.get("preprocessing")
+        if isinstance(old, dict) and self.hparams.get("mean") is None and old.get("mean") is not None:
+            self.record_preprocessing(old["mean"], old["std"], old.get("class_names"))
+            if old.get("resize_size") is not None:
+                self.hparams.resize_size = int(old["resize_size"])
+
     def configure_optimizers(self) -> Any:
         if self.freeze_backbone:
             self.freeze_backbone_()  # a head replaced since __init__ trains; the rest stays frozen
