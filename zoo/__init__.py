@@ -4,6 +4,8 @@
     >>> zoo.list_models("vgg1?")
     ['vgg11', 'vgg13', 'vgg16', 'vgg19']
     >>> model = zoo.create_model("lenet5", num_classes=10)  # an nn.Module and a LightningModule
+    >>> model = zoo.load_checkpoint("best.ckpt")            # doctest: +SKIP  (weights only, eval mode)
+    >>> zoo.predict(model, uint8_images, topk=3)            # doctest: +SKIP  (the model's own preprocessing)
 
 Every model is a ``lightning.LightningModule``: use it as a plain ``nn.Module`` or train it with
 ``lightning.Trainer``; ``python train.py fit --config configs/<recipe>.yaml`` does the latter from the CLI.
