@@ -179,29 +179,31 @@ def test_hyperparameters_are_primitive_and_documented(name):
         assert key in documented_arguments(owner), f"{owner.__name__} docstring has no Args: line for {key!r}"
 
 
-def test_model_help_shows_inherited_arguments_with_their_help(capsys, monkeypatch):
-    """``train.py fit --model.help LeNet5`` lists every argument, those LeNet5 inherits with their base's help text."""
+@pytest.mark.parametrize("model", ["LeNet5", "ResNet"])
+def test_model_help_shows_inherited_arguments_with_their_help(model, capsys, monkeypatch):
+    """``train.py fit --model.help <Model>`` lists every argument, those it inherits with their base's help text."""
     from zoo.cli import main
 
+    cls = getattr(zoo, model)
     monkeypatch.setenv("COLUMNS", "1000")  # one line per argument: no wrapping inside the help texts
     with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--model.help", "LeNet5"])
+        main(["fit", "--model.help", model])
     assert exit_info.value.code == 0
     out = " ".join(capsys.readouterr().out.split())
     arguments = {
         p.name
-        for klass in zoo.LeNet5.__mro__
+        for klass in cls.__mro__
         if "__init__" in vars(klass) and issubclass(klass, zoo.ZooModule)
         for p in inspect.signature(klass.__init__).parameters.values()
         if p.kind == p.KEYWORD_ONLY
     }
     for argument in arguments:
         assert f"--model.{argument} " in out, f"--model.{argument} missing from the help"
-        owner = defining_class(zoo.LeNet5, argument)
+        owner = defining_class(cls, argument)
         text = documented_arguments(owner)[argument]
         assert text in out, f"--model.{argument}: {owner.__name__}'s help text {text!r} not shown"
     inherited = {"optimizer", "lr", "weight_decay", "momentum", "scheduler", "num_classes", "binary", "label_smoothing"}
-    assert {defining_class(zoo.LeNet5, a) for a in inherited} == {zoo.ZooModule, zoo.ClassifierModule}
+    assert {defining_class(cls, a) for a in inherited} == {zoo.ZooModule, zoo.ClassifierModule}
 
 
 @pytest.mark.parametrize("name", MODELS)
