@@ -103,9 +103,10 @@ def test_fit_keeps_best_and_last_then_test_resume_and_predict(tmp_path):
     epoch_lines = [ln for ln in fit.stdout.splitlines() if ln.startswith("Epoch ")]
     assert [ln.split()[1] for ln in epoch_lines] == ["1/2", "2/2"]  # one line per epoch when not on a terminal
     assert "val/acc=" in epoch_lines[-1] and "\r" not in fit.stdout
-    assert f"zoo.LeNet5.load_from_checkpoint('{best.relative_to(tmp_path)}')" in fit.stdout
+    assert f"model = zoo.load_checkpoint('{best.relative_to(tmp_path)}')" in fit.stdout  # the safe loader
 
-    model = zoo.LeNet5.load_from_checkpoint(best, weights_only=True)
+    model = zoo.load_checkpoint(best)
+    assert isinstance(model, zoo.LeNet5) and not model.training
     assert model.input_shape == (1, 32, 32)  # image_size linked from DigitsDataModule(image_size=32)
 
     test = run_cli("test", "--config", config, "--ckpt_path", str(best), cwd=tmp_path)

@@ -181,7 +181,7 @@ def test_seq2seq_learns_held_out_numbers_and_translates_in_a_fresh_process(tmp_p
     trainer.save_checkpoint(path)
     expected = zoo.translate(model, ["two thousand and two", "seven thousand, nine hundred and ninety-nine"], beam_size=1)
     proc = subprocess.run(
-        [sys.executable, "-m", "zoo.translate", "--checkpoint", str(path), "--beam_size", "1",
+        [sys.executable, "-m", "zoo.tools.translate", "--checkpoint", str(path), "--beam_size", "1",
          "two thousand and two", "seven thousand, nine hundred and ninety-nine"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)},
     )  # fmt: skip
