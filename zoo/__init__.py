@@ -18,7 +18,8 @@ from zoo.base import ClassifierModule, RegressorModule, ZooModule
 from zoo.checkpoint import load_checkpoint
 from zoo.cnn import SimpleCNN
 from zoo.decoding import translate
-from zoo.dqn import DQN, play
+from zoo.dqn import DQN
+from zoo.envs import play
 from zoo.forecaster import LSTMForecaster
 from zoo.gan import DCGAN, GAN, generate
 from zoo.image import ImageClassifier, ImagePreprocessing

@@ -20,9 +20,9 @@ episodes that played no part in choosing the checkpoint.
 from __future__ import annotations
 
 import logging
-import math
 
 import gymnasium as gym
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -30,25 +30,14 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from zoo.base import ZooModule
+from zoo.envs import make_env
 from zoo.layers import make_activation
 from zoo.registry import register_model
 from zoo.replay import ReplayBuffer
 
-__all__ = ["DQN", "QNetwork", "make_env", "play"]
+__all__ = ["DQN", "QNetwork"]
 
 log = logging.getLogger(__name__)
-
-
-def make_env(env_id: str, render_mode: str | None = None) -> gym.Env:
-    """``gym.make(env_id)``, refused unless its actions are discrete and its observations a flat vector."""
-    env = gym.make(env_id, render_mode=render_mode)
-    if not isinstance(env.action_space, gym.spaces.Discrete):
-        env.close()
-        raise ValueError(f"DQN needs a discrete action space; {env_id} has {env.action_space}")
-    if not isinstance(env.observation_space, gym.spaces.Box) or len(env.observation_space.shape) != 1:
-        env.close()
-        raise ValueError(f"DQN needs vector observations of shape (D,); {env_id} has {env.observation_space}")
-    return env
 
 
 class QNetwork(nn.Module):
@@ -384,39 +373,3 @@ class DQN(ZooModule):
         for env in self._eval_envs:
             env.close()
         self._eval_envs = []
-
-
-def play(model: DQN, env_id: str | None = None, episodes: int = 1, *, seed: int = 0, gif: str | None = None, fps: int = 50) -> list[float]:
-    """Run the greedy policy of ``model`` for ``episodes`` episodes; returns their returns.
-
-    Args:
-        model: a trained ``DQN`` (e.g. ``zoo.load_checkpoint(path)``).
-        env_id: environment id; the model's own by default.
-        episodes: episodes to play, seeded ``seed``, ``seed + 1``, ...
-        seed: seed of the first episode.
-        gif: if given, render every frame (``render_mode="rgb_array"``) into this animated GIF.
-        fps: frame rate of the GIF.
-    """
-    from PIL import Image
-
-    env = make_env(env_id or model.hparams.env_id, render_mode="rgb_array" if gif else None)
-    was_training = model.training
-    model.eval()
-    frames, returns = [], []
-    try:
-        for episode in range(episodes):
-            obs, _ = env.reset(seed=seed + episode)
-            done, total = False, 0.0
-            while not done:
-                if gif:
-                    frames.append(Image.fromarray(env.render()))
-                obs, reward, terminated, truncated, _ = env.step(model.act(obs))
-                total += float(reward)
-                done = terminated or truncated
-            returns.append(total)
-    finally:
-        env.close()
-        model.train(was_training)
-    if gif and frames:
-        frames[0].save(gif, save_all=True, append_images=frames[1:], duration=max(1, math.floor(1000 / fps)), loop=0)
-    return returns

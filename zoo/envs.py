@@ -1,0 +1,65 @@
+"""Gymnasium plumbing for the zoo's agents: environments they accept, and greedy play with an optional GIF.
+
+    >>> agent = zoo.load_checkpoint("best.ckpt")                                  # doctest: +SKIP
+    >>> zoo.play(agent, episodes=5, seed=20_000, gif="cartpole.gif")              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import gymnasium as gym
+
+if TYPE_CHECKING:
+    from zoo.dqn import DQN
+
+__all__ = ["make_env", "play"]
+
+
+def make_env(env_id: str, render_mode: str | None = None) -> gym.Env:
+    """``gym.make(env_id)``, refused unless its actions are discrete and its observations a flat vector."""
+    env = gym.make(env_id, render_mode=render_mode)
+    if not isinstance(env.action_space, gym.spaces.Discrete):
+        env.close()
+        raise ValueError(f"DQN needs a discrete action space; {env_id} has {env.action_space}")
+    if not isinstance(env.observation_space, gym.spaces.Box) or len(env.observation_space.shape) != 1:
+        env.close()
+        raise ValueError(f"DQN needs vector observations of shape (D,); {env_id} has {env.observation_space}")
+    return env
+
+
+def play(model: DQN, env_id: str | None = None, episodes: int = 1, *, seed: int = 0, gif: str | None = None, fps: int = 50) -> list[float]:
+    """Run the greedy policy of ``model`` for ``episodes`` episodes; returns their returns.
+
+    Args:
+        model: a trained ``DQN`` (e.g. ``zoo.load_checkpoint(path)``).
+        env_id: environment id; the model's own by default.
+        episodes: episodes to play, seeded ``seed``, ``seed + 1``, ...
+        seed: seed of the first episode.
+        gif: if given, render every frame (``render_mode="rgb_array"``) into this animated GIF.
+        fps: frame rate of the GIF.
+    """
+    from PIL import Image
+
+    env = make_env(env_id or model.hparams.env_id, render_mode="rgb_array" if gif else None)
+    was_training = model.training
+    model.eval()
+    frames, returns = [], []
+    try:
+        for episode in range(episodes):
+            obs, _ = env.reset(seed=seed + episode)
+            done, total = False, 0.0
+            while not done:
+                if gif:
+                    frames.append(Image.fromarray(env.render()))
+                obs, reward, terminated, truncated, _ = env.step(model.act(obs))
+                total += float(reward)
+                done = terminated or truncated
+            returns.append(total)
+    finally:
+        env.close()
+        model.train(was_training)
+    if gif and frames:
+        frames[0].save(gif, save_all=True, append_images=frames[1:], duration=max(1, math.floor(1000 / fps)), loop=0)
+    return returns
