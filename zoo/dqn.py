@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 
 import gymnasium as gym
-
 import numpy as np
 import torch
 import torch.nn.functional as F
