@@ -14,7 +14,7 @@ Every model is a ``lightning.LightningModule``: use it as a plain ``nn.Module`` 
 from zoo.alexnet import AlexNet, AlexNetSmall
 from zoo import attacks
 from zoo.autoencoder import Autoencoder, ConvAutoencoder
-from zoo.base import ClassifierModule, RegressorModule, ZooModule
+from zoo.base import ClassifierModule, RegressorModule, SupervisedModule, ZooModule
 from zoo.checkpoint import load_checkpoint
 from zoo.cnn import SimpleCNN
 from zoo.decoding import translate
@@ -57,6 +57,7 @@ __all__ = [
     "PretrainedWeightsUnavailable",
     "RecurrentClassifier",
     "RegressorModule",
+    "SupervisedModule",
     "Seq2Seq",
     "ResNet",
     "SimpleCNN",
