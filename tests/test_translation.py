@@ -1,6 +1,7 @@
 """Translation: the num2words and TSV datamodule, the standard tests for "seq2seq" and "transformer",
 decoding, learning on held-out numbers, and translating from a checkpoint in a fresh process."""
 
+import math
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+import yaml
 
 import zoo
 from datamodules import TranslationDataModule
@@ -21,6 +23,12 @@ SMALL = {
     "seq2seq": dict(embedding_dim=16, hidden_size=32),
     "transformer": dict(d_model=32, nhead=2, dim_feedforward=64, num_encoder_layers=1, num_decoder_layers=1, warmup_steps=10),
 }
+
+
+def recipe_beam_size(name: str) -> int:
+    """The beam size the numbers recipe (configs/<name>_numbers_fr.yaml) tests and translates with."""
+    recipe = yaml.safe_load((REPO / "configs" / f"{name}_numbers_fr.yaml").read_text())
+    return int(recipe["model"]["init_args"]["beam_size"])
 
 
 def quiet_trainer(**kwargs) -> L.Trainer:
@@ -139,6 +147,54 @@ def test_decoding_greedy_and_beam(name, numbers):
     assert (beam[after_eos] == PAD_ID).all()  # nothing but padding after a hypothesis ends
 
 
+class TableDecoder:
+    """A stand-in translation model whose next-token probabilities are fixed by hand: they depend only on
+    the previous token, through the table that the source's first id picks (``tables[src[0]]``)."""
+
+    def __init__(self, tables: torch.Tensor) -> None:
+        self.log_probs = tables.clamp(min=1e-9).log()  # (n_tables, V, V): [table, previous token, next token]
+
+    def encode(self, src: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"table": src[:, 0].clone()}  # (B,)
+
+    def decode_step(self, prev_token: torch.Tensor, state: dict[str, torch.Tensor]):
+        return self.log_probs[state["table"], prev_token], state  # (B, V) logits
+
+    def score(self, table: int, ids: list[int]) -> float:
+        """Log-probability of bos, ids... (ending with eos) under ``table``."""
+        path = [BOS_ID, *ids]
+        return sum(float(self.log_probs[table, a, b]) for a, b in zip(path, path[1:]))
+
+
+def test_beam_search_finds_the_better_sequence_that_greedy_misses():
+    a, b, c, vocab = 4, 5, 6, 7
+    tables = torch.zeros(2, vocab, vocab)
+    # Table 0: greedy takes "a" (0.6) and then has only a flat 0.34 to follow; "b" (0.4) is followed by eos
+    # at 0.9. Best: b eos (0.4 * 0.9 = 0.36) over greedy's a c eos (0.6 * 0.34 = 0.204).
+    tables[0, BOS_ID, [a, b]] = torch.tensor([0.6, 0.4])
+    tables[0, a, [c, b, EOS_ID]] = torch.tensor([0.34, 0.33, 0.33])
+    tables[0, b, [EOS_ID, c]] = torch.tensor([0.9, 0.1])
+    tables[0, c, EOS_ID] = 1.0
+    # Table 1: the same start, but here greedy's choice is the best: a c eos (0.54) over b eos (0.2).
+    tables[1, BOS_ID, [a, b]] = torch.tensor([0.6, 0.4])
+    tables[1, a, [c, EOS_ID]] = torch.tensor([0.9, 0.1])
+    tables[1, b, [EOS_ID, c]] = torch.tensor([0.5, 0.5])
+    tables[1, c, EOS_ID] = 1.0
+    tables[:, EOS_ID, EOS_ID] = 1.0
+    model = TableDecoder(tables)
+    src = torch.tensor([[0, EOS_ID], [1, EOS_ID]])
+
+    def rows(ids: torch.Tensor) -> list[list[int]]:  # up to and including eos
+        return [r[: r.index(EOS_ID) + 1] if EOS_ID in r else r for r in ids.tolist()]
+
+    assert rows(greedy_decode(model, src, max_len=5)) == [[a, c, EOS_ID], [a, c, EOS_ID]]
+    for length_penalty in (0.0, 0.6):
+        beam = rows(beam_search(model, src, max_len=5, beam_size=2, length_penalty=length_penalty))
+        assert beam == [[b, EOS_ID], [a, c, EOS_ID]]
+    assert model.score(0, [b, EOS_ID]) == pytest.approx(math.log(0.36), abs=1e-6)
+    assert model.score(0, [b, EOS_ID]) > model.score(0, [a, c, EOS_ID])
+
+
 @pytest.mark.parametrize("attention", ["none", "bahdanau", "luong"])
 def test_seq2seq_attention_and_teacher_forcing_schedule(attention, numbers):
     model = build("seq2seq", numbers, attention=attention, teacher_forcing=1.0, teacher_forcing_schedule="linear", teacher_forcing_min=0.2)
@@ -170,7 +226,9 @@ def test_seq2seq_learns_held_out_numbers_and_translates_in_a_fresh_process(tmp_p
     L.seed_everything(0)
     dm = TranslationDataModule(num_train=4000, num_test=200, test_range=[5000, 6000], batch_size=64, val_fraction=0.05)
     dm.setup()
-    model = build("seq2seq", dm, embedding_dim=64, hidden_size=128, lr=3e-3, scheduler="onecycle", beam_size=1)
+    beam_size = recipe_beam_size("seq2seq")  # decoded as the recipe decodes: beam search
+    assert beam_size > 1
+    model = build("seq2seq", dm, embedding_dim=64, hidden_size=128, lr=3e-3, scheduler="onecycle", beam_size=beam_size)
     trainer = quiet_trainer(max_epochs=3, enable_checkpointing=False, gradient_clip_val=1.0)
     trainer.fit(model, datamodule=dm)
     result = trainer.test(model, datamodule=dm, verbose=False)[0]
@@ -179,9 +237,9 @@ def test_seq2seq_learns_held_out_numbers_and_translates_in_a_fresh_process(tmp_p
 
     path = tmp_path / "numbers.ckpt"
     trainer.save_checkpoint(path)
-    expected = zoo.translate(model, ["two thousand and two", "seven thousand, nine hundred and ninety-nine"], beam_size=1)
+    expected = zoo.translate(model, ["two thousand and two", "seven thousand, nine hundred and ninety-nine"])
     proc = subprocess.run(
-        [sys.executable, "-m", "zoo.tools.translate", "--checkpoint", str(path), "--beam_size", "1",
+        [sys.executable, "-m", "zoo.tools.translate", "--checkpoint", str(path), "--beam_size", str(beam_size),
          "two thousand and two", "seven thousand, nine hundred and ninety-nine"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)},
     )  # fmt: skip
@@ -196,8 +254,9 @@ def test_small_transformer_learns_held_out_numbers():
     dm.setup()
     model = build(
         "transformer", dm, d_model=64, nhead=4, dim_feedforward=128, num_encoder_layers=2, num_decoder_layers=2,
-        dropout=0.0, lr=3e-3, warmup_steps=300, beam_size=1,
+        dropout=0.0, lr=3e-3, warmup_steps=300, beam_size=recipe_beam_size("transformer"),
     )  # fmt: skip
+    assert model.beam_size > 1  # decoded as the recipe decodes: beam search
     trainer = quiet_trainer(max_epochs=10, enable_checkpointing=False, gradient_clip_val=1.0, limit_val_batches=0)
     trainer.fit(model, datamodule=dm)
     result = trainer.test(model, datamodule=dm, verbose=False)[0]
