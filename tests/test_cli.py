@@ -1,4 +1,10 @@
-"""train.py end to end: every recipe in configs/, class selection, links, checkpoints, subcommands."""
+"""train.py end to end: every recipe in configs/, class selection, links, checkpoints, subcommands.
+
+Most tests call ``zoo.cli.main(args)``, the function train.py runs, in the test process: a fresh Python
+process per run would cost seconds of imports each (34 recipes). The tests marked "subprocess" below run
+the real ``python train.py`` entry point: a recipe's fast_dev_run, the printed config, ``--help``, and
+the exit status and message of a missing dataset.
+"""
 
 import os
 import subprocess
@@ -34,13 +40,29 @@ def test_every_recipe_is_tested():
     assert {"lenet5_digits", "mlp_blobs", "linear_regression_synthetic", "simple_cnn_fashionmnist"} <= names
 
 
+@pytest.fixture
+def in_tmp_cwd(tmp_path, vision_root, monkeypatch):
+    """As ``run_cli`` sets up a subprocess: cwd ``tmp_path``, $ZOO_DATA_DIR the fixture files; the seed reset after."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [str(REPO / "train.py")])  # main(args) reads args, not pytest's command line
+    monkeypatch.setenv("ZOO_DATA_DIR", str(vision_root.root))
+    for name in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS"):  # seed_everything's environment, restored after the test
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
-def test_recipe_fast_dev_run(config, tmp_path, vision_root):
-    """Every recipe runs; Fashion-MNIST recipes read the fixture files ($ZOO_DATA_DIR comes first)."""
-    proc = run_cli("fit", "--config", str(config), "--trainer.fast_dev_run=true", cwd=tmp_path, data_root=vision_root.root)
+def test_recipe_fast_dev_run(config, in_tmp_cwd):
+    """``train.py fit --config <recipe> --trainer.fast_dev_run=true`` for every recipe, through train.py's ``main``.
+
+    Fashion-MNIST and the other file-based recipes read the fixture files ($ZOO_DATA_DIR comes first).
+    """
+    cli = main(["fit", "--config", str(config), "--trainer.fast_dev_run=true"])
+    assert cli.trainer.fast_dev_run and cli.trainer.state.finished
+    assert cli.trainer.fit_loop.epoch_loop.batch_progress.total.completed == 1  # one training batch, then stop
     recipe = yaml.safe_load(config.read_text())
-    if recipe.get("test_after_fit"):
-        assert "test/loss" in proc.stdout
+    if recipe.get("test_after_fit"):  # then the test split ran too, and logged its metrics
+        assert cli.trainer.state.fn == "test" and any(k.startswith("test/") for k in cli.trainer.callback_metrics)
 
 
 def test_recipes_name_real_classes():
@@ -51,14 +73,13 @@ def test_recipes_name_real_classes():
         assert recipe["data"]["class_path"].startswith("datamodules.")
 
 
-def test_short_class_names_and_links_from_data(tmp_path, vision_root):
+def test_short_class_names_and_links_from_data(in_tmp_cwd):
     """--model LeNet5 --data CIFAR10DataModule: in_channels=3, image_size=32 and num_classes come from the data."""
-    run_cli(
-        "fit", "--model", "LeNet5", "--data", "CIFAR10DataModule", "--trainer.max_epochs=1",
-        "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1", "--data.batch_size=16",
-        cwd=tmp_path, data_root=vision_root.root,
+    main(
+        ["fit", "--model", "LeNet5", "--data", "CIFAR10DataModule", "--trainer.max_epochs=1",
+         "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1", "--data.batch_size=16"]
     )  # fmt: skip
-    ckpt = next((tmp_path / "lightning_logs").rglob("last.ckpt"))
+    ckpt = next((in_tmp_cwd / "lightning_logs").rglob("last.ckpt"))
     hparams = torch.load(ckpt, weights_only=True)["hyper_parameters"]
     assert (hparams["in_channels"], hparams["image_size"], hparams["num_classes"]) == (3, 32, 10)
     module, name = hparams["_class_path"].rsplit(".", 1)
@@ -66,6 +87,7 @@ def test_short_class_names_and_links_from_data(tmp_path, vision_root):
 
 
 def test_full_class_paths(tmp_path, vision_root):
+    """subprocess: ``python train.py`` itself, with class paths instead of a recipe."""
     proc = run_cli(
         "fit", "--model", "zoo.SimpleCNN", "--data", "datamodules.FashionMNISTDataModule",
         "--trainer.fast_dev_run=true", cwd=tmp_path, data_root=vision_root.root,
@@ -74,6 +96,7 @@ def test_full_class_paths(tmp_path, vision_root):
 
 
 def test_print_config_is_a_loadable_recipe(tmp_path):
+    """subprocess: ``train.py --print_config`` prints a recipe that ``train.py fit --config`` runs."""
     proc = run_cli("fit", "--config", str(REPO / "configs" / "lenet5_digits.yaml"), "--print_config", cwd=tmp_path)
     printed = yaml.safe_load(proc.stdout)
     assert printed["model"]["class_path"] == "zoo.LeNet5"
@@ -84,6 +107,7 @@ def test_print_config_is_a_loadable_recipe(tmp_path):
 
 
 def test_help_lists_models_and_datamodules(tmp_path):
+    """subprocess: ``train.py fit --help``."""
     out = run_cli("fit", "--help", cwd=tmp_path).stdout
     for name in ["LeNet5", "SimpleCNN", "MLP", "LinearRegression"]:
         assert f"zoo.{name}" in out or f".{name}" in out, name
@@ -92,35 +116,39 @@ def test_help_lists_models_and_datamodules(tmp_path):
     assert "--test_after_fit" in out and "--trainer.max_epochs" in out
 
 
-def test_fit_keeps_best_and_last_then_test_resume_and_predict(tmp_path):
+def test_fit_keeps_best_and_last_then_test_resume_and_predict(in_tmp_cwd, capsys):
+    """fit, test, resume and predict from one recipe, as train.py runs them (stdout is not a terminal here)."""
+    tmp_path = in_tmp_cwd
     config = str(REPO / "configs" / "lenet5_digits.yaml")
-    fit = run_cli("fit", "--config", config, "--trainer.max_epochs=2", cwd=tmp_path)
+    fit_cli = main(["fit", "--config", config, "--trainer.max_epochs=2"])
+    fit, fit_acc = capsys.readouterr().out, float(fit_cli.trainer.callback_metrics["test/acc"])
     ckpt_dir = next((tmp_path / "lightning_logs").rglob("checkpoints"))
     names = sorted(p.name for p in ckpt_dir.iterdir())
     assert "last.ckpt" in names and len(names) == 2, names  # the best epoch by val/acc, plus last
     best = next(p for p in ckpt_dir.iterdir() if p.name != "last.ckpt")
-    assert "test/acc" in fit.stdout  # test_after_fit: true in the recipe
-    epoch_lines = [ln for ln in fit.stdout.splitlines() if ln.startswith("Epoch ")]
+    assert "test/acc" in fit  # test_after_fit: true in the recipe
+    epoch_lines = [ln for ln in fit.splitlines() if ln.startswith("Epoch ")]
     assert [ln.split()[1] for ln in epoch_lines] == ["1/2", "2/2"]  # one line per epoch when not on a terminal
-    assert "val/acc=" in epoch_lines[-1] and "\r" not in fit.stdout
-    assert f"model = zoo.load_checkpoint('{best.relative_to(tmp_path)}')" in fit.stdout  # the safe loader
+    assert "val/acc=" in epoch_lines[-1] and "\r" not in fit
+    assert f"model = zoo.load_checkpoint('{best.relative_to(tmp_path)}')" in fit  # the safe loader
 
     model = zoo.load_checkpoint(best)
     assert isinstance(model, zoo.LeNet5) and not model.training
     assert model.input_shape == (1, 32, 32)  # image_size linked from DigitsDataModule(image_size=32)
 
-    test = run_cli("test", "--config", config, "--ckpt_path", str(best), cwd=tmp_path)
-    assert "test/acc" in test.stdout
+    test = main(["test", "--config", config, "--ckpt_path", str(best)])
+    assert test.trainer.callback_metrics["test/acc"] == pytest.approx(fit_acc)  # the same best model
 
     last = ckpt_dir / "last.ckpt"
     assert torch.load(last, weights_only=True)["epoch"] == 1
-    run_cli("fit", "--config", config, "--trainer.max_epochs=3", "--ckpt_path", str(last), cwd=tmp_path)
+    main(["fit", "--config", config, "--trainer.max_epochs=3", "--ckpt_path", str(last), "--test_after_fit=false"])
     resumed = sorted((tmp_path / "lightning_logs").rglob("last.ckpt"), key=lambda p: p.stat().st_mtime)[-1]
     state = torch.load(resumed, weights_only=True)
     assert state["epoch"] == 2  # continued from epoch 1: one more epoch, not three
     assert state["optimizer_states"][0]["state"], "optimizer state restored and stepped"
 
-    run_cli("predict", "--config", config, "--ckpt_path", str(best), cwd=tmp_path)
+    predict = main(["predict", "--config", config, "--ckpt_path", str(best)])
+    assert predict.trainer.state.finished and predict.trainer.state.fn == "predict"
 
 
 def test_in_process_cli_returns_trained_objects(tmp_path):
