@@ -2,6 +2,12 @@
 
 Marked ``learning`` (``pytest -m learning`` runs them alone, ``-m "not learning"`` skips them). The
 Fashion-MNIST ones also need the real files: they skip when absent, and fail under ZOO_REQUIRE_REAL_DATA=1.
+
+A Fashion-MNIST threshold means something only above a linear model on the same split: logistic
+regression (scikit-learn, trained on the 60,000 training images scaled to [0, 1]) scores 84.40% on the
+10,000 test images (``FASHION_MNIST_LINEAR_BASELINE`` in conftest.py, with the command that measures it).
+Each threshold sits at least 2 points above that, and each budget reaches at least 1.5 points more than
+its threshold, so that a new machine's floating-point differences cannot flip the result.
 """
 
 from pathlib import Path
@@ -56,12 +62,24 @@ def test_real_fashion_mnist_is_read_whole(real_fashion_mnist):
     assert abs(pixels.std().item() - dm.std[0]) < 1e-3
 
 
+# The recipes shortened to 5 epochs, with a one-cycle schedule at a higher peak rate (a short run's best) and, for
+# LeNet5, without the flips (augmentation pays off only in long runs). Measured on a 2-core CPU (seed 0):
+# LeNet5 88.57% with one CPU thread, 88.67% with two (the recipe's own settings for 5 epochs: 87.88%), SimpleCNN
+# 88.36% (87.64%); each about 50 CPU-seconds of training, under a minute of wall time on two cores.
+SHORT_RUN = ["--trainer.max_epochs=5", "--model.init_args.scheduler=onecycle", "--model.init_args.lr=0.005"]
+
+
 @pytest.mark.real_data
 @pytest.mark.parametrize(
-    "recipe,epochs,threshold",
-    # measured with these budgets on a 2-core CPU: LeNet5 86.5% (29 s), SimpleCNN 84.2% (21 s)
-    [("lenet5_fashionmnist", 3, 0.85), ("simple_cnn_fashionmnist", 2, 0.82)],
+    "recipe,overrides,threshold",
+    [
+        ("lenet5_fashionmnist", [*SHORT_RUN, "--data.init_args.horizontal_flip=false"], 0.865),
+        ("simple_cnn_fashionmnist", SHORT_RUN, 0.865),
+    ],
 )
-def test_cnn_learns_real_fashion_mnist(recipe, epochs, threshold, real_fashion_mnist, tmp_path):
-    _, metrics = fit_recipe(recipe, tmp_path, f"--trainer.max_epochs={epochs}", f"--data.data_dir={real_fashion_mnist}")
+def test_cnn_learns_real_fashion_mnist(recipe, overrides, threshold, real_fashion_mnist, fashion_mnist_linear_baseline, tmp_path):
+    """5 epochs beat logistic regression on the same split by a wide margin (module docstring)."""
+    assert threshold >= fashion_mnist_linear_baseline + 0.02
+    _, metrics = fit_recipe(recipe, tmp_path, *overrides, f"--data.data_dir={real_fashion_mnist}")
+    print(f"{recipe}, 5 epochs: test accuracy {metrics['test/acc']:.4f}")
     assert metrics["test/acc"] >= threshold

@@ -56,13 +56,20 @@ def test_cell_and_arguments_are_checked():
 @pytest.mark.slow
 @pytest.mark.learning
 @pytest.mark.real_data
-def test_lstm_recipe_reaches_85_percent_on_fashion_mnist_rows_in_one_epoch(real_fashion_mnist, tmp_path):
+def test_lstm_recipe_beats_the_linear_baseline_on_fashion_mnist_rows(real_fashion_mnist, fashion_mnist_linear_baseline, tmp_path):
+    """configs/lstm_fashionmnist_rows.yaml as committed (4 epochs): measured 89.31% test accuracy (seed 0, 2-core CPU).
+
+    The bar sits 2 points or more above logistic regression on the same split (84.40%, FASHION_MNIST_LINEAR_BASELINE
+    in conftest.py), and 1.5 points or more below the measured figure; one epoch (85.21%) was too close to call.
+    """
     from pathlib import Path
 
     from zoo.cli import main
 
+    threshold = 0.87
+    assert threshold >= fashion_mnist_linear_baseline + 0.02
     config = Path(__file__).resolve().parents[1] / "configs" / "lstm_fashionmnist_rows.yaml"
     cli = main(["fit", "--config", str(config), f"--trainer.default_root_dir={tmp_path}", f"--data.data_dir={real_fashion_mnist}"])
     accuracy = float(cli.trainer.callback_metrics["test/acc"])
-    print(f"LSTM on Fashion-MNIST rows, 1 epoch: test accuracy {accuracy:.4f}")
-    assert accuracy >= 0.85
+    print(f"LSTM on Fashion-MNIST rows, {cli.trainer.max_epochs} epochs: test accuracy {accuracy:.4f}")
+    assert accuracy >= threshold

@@ -1,9 +1,14 @@
-"""Vision learning on the real Fashion-MNIST: ResNet-20 beats 85% test accuracy in a short CPU run, and
+"""Vision learning on the real Fashion-MNIST: ResNet-20 beats 86.5% test accuracy in a short CPU run, and
 predicts the right labels from PNG files written from the test images.
 
-One ResNet-20 is trained once per session (250 steps of 128 images, about half an epoch, AdamW with a
+One ResNet-20 is trained once per session (330 steps of 128 images, 0.7 of an epoch, AdamW with a
 one-cycle schedule) and shared by the tests. They skip without the real files, and fail then under
 ZOO_REQUIRE_REAL_DATA=1 (as in CI).
+
+The bar is set against a linear model on the same split: logistic regression (scikit-learn, trained on the
+60,000 training images scaled to [0, 1]) scores 84.40% on the 10,000 test images (measured once; the command
+is beside ``FASHION_MNIST_LINEAR_BASELINE`` in conftest.py). THRESHOLD sits 2 points or more above it, and
+the measured accuracy 1.5 points or more above THRESHOLD, a margin a new machine's float differences keep.
 """
 
 from pathlib import Path
@@ -18,7 +23,8 @@ from datamodules import FashionMNISTDataModule
 
 pytestmark = [pytest.mark.learning, pytest.mark.real_data]
 
-STEPS = 250  # 32,000 training images: ~45 s on a 2-core CPU
+STEPS = 330  # 42,240 training images; measured test accuracy 88.53% (seed 0; 88.17% with one CPU thread)
+THRESHOLD = 0.865  # 250 steps measured 87.8%: too close
 
 
 @pytest.fixture(scope="session")
@@ -40,9 +46,9 @@ def trained_resnet20(real_fashion_mnist: Path, tmp_path_factory: pytest.TempPath
     return {"model": model, "datamodule": dm, "test_acc": metrics["test/acc"], "checkpoint": ckpt}
 
 
-def test_resnet20_beats_85_percent_on_fashion_mnist(trained_resnet20):
-    # measured: 87.8% (seed 0); the spec's bar is 85%
-    assert trained_resnet20["test_acc"] > 0.85, trained_resnet20["test_acc"]
+def test_resnet20_beats_the_linear_baseline_on_fashion_mnist(trained_resnet20, fashion_mnist_linear_baseline):
+    assert THRESHOLD >= fashion_mnist_linear_baseline + 0.02
+    assert trained_resnet20["test_acc"] >= THRESHOLD, trained_resnet20["test_acc"]
 
 
 def test_predict_on_png_files_returns_the_correct_labels(trained_resnet20, tmp_path):
@@ -58,7 +64,8 @@ def test_predict_on_png_files_returns_the_correct_labels(trained_resnet20, tmp_p
     predicted = [top[0][0] for top in results]
     truth = [dm.class_names[int(y)] for y in labels]
     accuracy = sum(p == t for p, t in zip(predicted, truth)) / len(truth)
-    assert accuracy > 0.85, accuracy
+    print(f"ResNet-20 on the first 200 test images as PNG files: accuracy {accuracy:.3f}")  # measured 0.905
+    assert accuracy >= THRESHOLD, accuracy
 
     # PNG -> predict gives exactly what the trained model says on the datamodule's own batches
     with torch.no_grad():
