@@ -104,6 +104,28 @@ def write_aclimdb(folder: Path, per_class: int = 24, seed: int = 0) -> None:
                 (folder / split / label / f"{i}_{rating}.txt").write_text(review, encoding="utf-8")
 
 
+def fit_and_reload_image_model(model, dm, trainer, path: Path):
+    """Fit ``model`` on the image datamodule ``dm`` with ``trainer``, save ``path``, reload it with
+    ``zoo.load_checkpoint``, and check what the checkpoint carries: the datamodule's normalization and
+    class names in its hyperparameters, and ``transforms()`` preparing raw images exactly as
+    ``dm.preprocess`` does. Returns ``(loaded, raw, x)``: the loaded model, 4 raw uint8 test images,
+    and those images as model input."""
+    import torch
+
+    import zoo
+
+    trainer.fit(model, datamodule=dm)
+    trainer.save_checkpoint(path)
+    hparams = torch.load(path, weights_only=True)["hyper_parameters"]
+    assert hparams["mean"] == pytest.approx(dm.normalization["mean"]) and hparams["std"] == pytest.approx(dm.normalization["std"])
+    assert hparams["class_names"] == list(dm.class_names) and len(hparams["class_names"]) == 10
+    loaded = zoo.load_checkpoint(path)
+    raw = dm.test_set.tensors[0][:4]  # (4, 1, 28, 28) uint8, as stored
+    x = torch.stack([loaded.transforms()(image) for image in raw])  # (4, 1, 28, 28)
+    assert torch.equal(x, dm.preprocess(raw))  # the model alone prepares raw images as the datamodule does
+    return loaded, raw, x
+
+
 @dataclass
 class VisionFixtures:
     root: Path  # torchvision layout: MNIST/raw (raw IDX), FashionMNIST/raw (.gz), cifar-10-batches-py

@@ -10,6 +10,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
 import zoo
+from conftest import fit_and_reload_image_model
 from zoo.autoencoder import AutoencoderModule, latent_scatter
 
 NAMES = ["autoencoder", "conv_autoencoder"]
@@ -102,17 +103,7 @@ def test_checkpoint_records_the_datamodules_normalization_and_class_names(vision
 
     dm = FashionMNISTDataModule(data_dir=str(vision_root.root), batch_size=16)
     model = zoo.create_model("conv_autoencoder")
-    trainer = quiet_trainer(tmp_path, fast_dev_run=True)
-    trainer.fit(model, datamodule=dm)
-    path = tmp_path / "ae.ckpt"
-    trainer.save_checkpoint(path)
-    hparams = torch.load(path, weights_only=True)["hyper_parameters"]
-    assert hparams["mean"] == pytest.approx(dm.normalization["mean"]) and hparams["std"] == pytest.approx(dm.normalization["std"])
-    assert hparams["class_names"] == list(dm.class_names) and len(hparams["class_names"]) == 10
-    loaded = zoo.load_checkpoint(path)
-    raw = dm.test_set.tensors[0][:4]  # (4, 1, 28, 28) uint8, as stored
-    x = torch.stack([loaded.transforms()(image) for image in raw])
-    assert torch.equal(x, dm.preprocess(raw))  # the model alone prepares raw images as the datamodule does
+    loaded, raw, x = fit_and_reload_image_model(model, dm, quiet_trainer(tmp_path, fast_dev_run=True), tmp_path / "ae.ckpt")
     assert torch.allclose(loaded.to_pixels(x), raw.float() / 255, atol=1e-6)
     with torch.no_grad():
         assert torch.equal(loaded(x), model.eval()(x))

@@ -27,7 +27,7 @@ import torch
 import torchvision
 from torch import Tensor
 
-from zoo.image import IMAGENET_MEAN, IMAGENET_STD, ImageClassifier, ImagePreprocessing
+from zoo.image import ImageClassifier, ImagePreprocessing
 
 __all__ = [
     "ImageNetWeights",
