@@ -13,7 +13,7 @@ import torchvision
 from PIL import Image
 
 import zoo
-from zoo.pretrained import _ARCHS, remap_keys
+from zoo.imagenet import _ARCHS, remap_keys
 
 IMAGENET = ["alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn", "resnet18", "resnet34", "resnet50"]
 SMALL = ["alexnet_small", "vgg11_small", "vgg13_small", "vgg16_small", "resnet20", "resnet32", "resnet56", "vit_tiny", "vit_small"]

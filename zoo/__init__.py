@@ -28,7 +28,8 @@ from zoo.linear import LinearRegression
 from zoo.mlp import MLP
 from zoo.inference import predict
 from zoo.preprocessing import ImageInputMixin
-from zoo.pretrained import ImageNetWeights, PretrainedWeightsUnavailable, get_weights
+from zoo.imagenet import ImageNetWeights, get_weights
+from zoo.pretrained import PretrainedWeightsUnavailable, list_pretrained, load_pretrained
 from zoo.registry import create_model, get_model_class, list_models, register_model
 from zoo.resnet import ResNet
 from zoo.rnn import RecurrentClassifier
@@ -72,7 +73,9 @@ __all__ = [
     "get_model_class",
     "get_weights",
     "list_models",
+    "list_pretrained",
     "load_checkpoint",
+    "load_pretrained",
     "play",
     "predict",
     "register_model",

@@ -1,67 +1,70 @@
-"""torchvision's published ImageNet weights for the zoo's AlexNet, VGG and ResNet, and fine-tuning adapters.
+"""The zoo's shipped weights: ``checkpoints/manifest.json`` and one safetensors file per entry.
 
-    >>> model = zoo.create_model("vgg16", weights="IMAGENET1K_V1")                 # doctest: +SKIP
-    >>> model = zoo.create_model("resnet18", weights="DEFAULT", num_classes=10,    # doctest: +SKIP
-    ...                          in_channels=1, freeze_backbone=True)
+    >>> zoo.list_pretrained("resnet*")                                              # doctest: +SKIP
+    ['resnet20.fashionmnist', 'resnet56.fashionmnist']
+    >>> model = zoo.load_pretrained("resnet20.fashionmnist")                        # doctest: +SKIP
+    >>> model = zoo.create_model("resnet20", pretrained="fashionmnist", num_classes=5, in_channels=3)  # doctest: +SKIP
 
-The file is downloaded once (progress bar) into torch.hub's cache, ``<torch.hub.get_dir()>/checkpoints``;
-offline, a file already there is used, and without it ``PretrainedWeightsUnavailable`` says which file
-to put where. Every load, not only the download, checks the file's SHA-256 against the prefix in
-torchvision's file name (``resnet18-f37072fd.pth``) and then reads it with ``torch.load(weights_only=True)``,
-so a file planted or damaged in the cache is refused (``PretrainedWeightsCorrupt``) and never unpickled.
-The zoo's modules keep torchvision's names except the classifier (``head``), so the only key mapping is the head's.
+An entry ``<arch>.<dataset>`` is two files in the weights directory (``$ZOO_WEIGHTS_DIR``, else the
+repository's ``checkpoints/``): ``<name>.safetensors`` (the state dict) and ``<name>.json`` (the zoo class
+and its constructor arguments: preprocessing, class names, tokenizers). The manifest records the SHA-256
+of both; loading checks both hashes before reading either, builds the class found among the zoo's own
+(``zoo.resolve_model_class``; nothing named in a file is imported) and reads the tensors with
+``safetensors`` (no pickle). A ``.safetensors`` path with its ``.json`` beside it loads the same way,
+without a manifest to check it against.
+
+torchvision's ImageNet weights (``create_model("resnet18", weights="DEFAULT")``) live in ``zoo.imagenet``.
 """
 
 from __future__ import annotations
 
+import difflib
+import fnmatch
 import hashlib
+import json
 import logging
 import os
-import pickle
-from collections.abc import Callable
+import re
+import tempfile
+from pathlib import Path
 from typing import Any
-from urllib.error import URLError
-from urllib.parse import urlparse
 
 import torch
-import torchvision
-from torch import Tensor
 
-from zoo.image import ImageClassifier, ImagePreprocessing
+from zoo.base import ZooModule
+from zoo.checkpoint import load_checkpoint, resolve_model_class
 
 __all__ = [
-    "ImageNetWeights",
     "PretrainedWeightsCorrupt",
     "PretrainedWeightsUnavailable",
-    "build_pretrained",
-    "get_weights",
-    "imagenet_weights_for",
+    "is_pretrained_name",
+    "list_pretrained",
+    "load_pretrained",
+    "load_trained",
+    "pretrained_entry",
+    "read_manifest",
+    "save_pretrained",
     "sha256_file",
+    "weights_dir",
 ]
 
 log = logging.getLogger(__name__)
 
-# zoo name -> (torchvision weights enum, torchvision key prefix -> zoo key prefix)
-_HEAD_FC = {"fc.": "head."}
-_HEAD_CLASSIFIER6 = {"classifier.6.": "head."}
-_ARCHS: dict[str, tuple[str, dict[str, str]]] = {
-    "alexnet": ("AlexNet_Weights", _HEAD_CLASSIFIER6),
-    **{f"vgg{d}{bn}": (f"VGG{d}{bn.upper()}_Weights", _HEAD_CLASSIFIER6) for d in (11, 13, 16, 19) for bn in ("", "_bn")},
-    "resnet18": ("ResNet18_Weights", _HEAD_FC),
-    "resnet34": ("ResNet34_Weights", _HEAD_FC),
-    "resnet50": ("ResNet50_Weights", _HEAD_FC),
-}
+FORMAT = 1
+_NAME = re.compile(r"[a-z0-9_]+\.[a-z0-9_]+")
+# Arguments that change a loaded model after its weights are in, instead of before it is built.
+_ADAPTERS = ("num_classes", "in_channels")
 
 
 class PretrainedWeightsUnavailable(RuntimeError):
-    """The weights file is neither in torch.hub's cache nor downloadable; the message says where to put it."""
+    """A weights file is not where it should be (or cannot be downloaded); the message says where to put it."""
 
 
 class PretrainedWeightsCorrupt(PretrainedWeightsUnavailable):
-    """The cached weights file does not match the hash in its name, or is not a plain weights file."""
+    """A weights or config file does not match its recorded SHA-256, or is not a plain weights file."""
 
 
-def sha256_file(path: str, chunk_size: int = 1 << 20) -> str:
+def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     """Hex SHA-256 of a file, read in chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -70,159 +73,231 @@ def sha256_file(path: str, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-class ImageNetWeights:
-    """One of torchvision's weight sets for a zoo architecture: its file, class names and preprocessing.
+# -- the manifest ----------------------------------------------------------------------------------------
+def weights_dir() -> Path:
+    """``$ZOO_WEIGHTS_DIR`` if set, else ``checkpoints/`` at the root of the repository holding ``zoo``."""
+    env = os.environ.get("ZOO_WEIGHTS_DIR")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "checkpoints"
 
-    Args:
-        arch: zoo model name, e.g. "vgg16".
-        tv_weights: torchvision's weights enum member, e.g. ``VGG16_Weights.IMAGENET1K_V1``.
-    """
 
-    def __init__(self, arch: str, tv_weights: torchvision.models.WeightsEnum) -> None:
-        self.arch = arch
-        self.tv_weights = tv_weights
-        self.name = f"{type(tv_weights).__name__}.{tv_weights.name}"
-        self.url = tv_weights.url
-        self.meta = tv_weights.meta
+def read_manifest(path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The manifest (``<weights dir>/manifest.json`` by default); an absent file is an empty manifest."""
+    path = Path(path) if path is not None else weights_dir() / "manifest.json"
+    if not path.is_file():
+        return {"format": FORMAT, "description": "", "weights": []}
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("weights"), list):
+        raise ValueError(f"{path} is not a format-{FORMAT} zoo manifest ({{'format': 1, 'weights': [...]}})")
+    return manifest
 
-    def __repr__(self) -> str:
-        return f"ImageNetWeights({self.arch!r}, {self.name})"
 
-    @property
-    def categories(self) -> list[str]:
-        """The 1000 ImageNet class names, in label order (torchvision's metadata: no download)."""
-        return list(self.meta["categories"])
+def _entries() -> dict[str, dict[str, Any]]:
+    return {entry["name"]: entry for entry in read_manifest()["weights"]}
 
-    @property
-    def filename(self) -> str:
-        return os.path.basename(urlparse(self.url).path)
 
-    @property
-    def cache_path(self) -> str:
-        """Where torch.hub keeps (and looks for) the file."""
-        return os.path.join(torch.hub.get_dir(), "checkpoints", self.filename)
+def list_pretrained(pattern: str = "*") -> list[str]:
+    """Sorted names of the shipped entries matching a shell-style ``pattern`` (``"resnet*"``, ``"*.fashionmnist"``)."""
+    return sorted(n for n in _entries() if fnmatch.fnmatchcase(n, pattern))
 
-    def transforms(self) -> ImagePreprocessing:
-        """Resize the shorter side to 256, center-crop 224, ImageNet mean and std (torchvision's recipe)."""
-        tv = self.tv_weights.transforms()
-        return ImagePreprocessing(
-            crop_size=tv.crop_size[0],
-            resize_size=tv.resize_size[0],
-            mean=tv.mean,
-            std=tv.std,
-            channels=3,
-            class_names=self.categories,
+
+def pretrained_entry(name: str) -> dict[str, Any]:
+    """The manifest row of entry ``name``; a ``KeyError`` listing close matches and every entry otherwise."""
+    entries = _entries()
+    try:
+        return entries[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, entries, n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        known = ", ".join(sorted(entries)) or f"none (the manifest in {weights_dir()} lists no weights)"
+        raise KeyError(f"no pretrained weights named {name!r}.{hint} Available: {known}") from None
+
+
+def is_pretrained_name(name: Any) -> bool:
+    """Whether ``name`` is the name of an entry in the manifest."""
+    return isinstance(name, str) and name in _entries()
+
+
+# -- loading ----------------------------------------------------------------------------------------------
+def _check_file(path: Path, sha256: str, name: str) -> None:
+    if not path.is_file():
+        raise PretrainedWeightsUnavailable(
+            f"{name}: {path.name} is missing; it should be at {path} (the weights directory is $ZOO_WEIGHTS_DIR, "
+            f"else the repository's checkpoints/; a clone without its weights files lacks it)"
+        )
+    digest = sha256_file(path)
+    if digest != sha256:
+        raise PretrainedWeightsCorrupt(
+            f"{path} does not match the manifest: its SHA-256 is {digest}, the manifest says {sha256}. "
+            f"The file is damaged or was replaced, and nothing of {name} was loaded."
         )
 
-    @property
-    def hash_prefix(self) -> str:
-        """The leading hex digits of the file's SHA-256, as torchvision writes them in its name."""
-        match = torch.hub.HASH_REGEX.search(self.filename)
-        if not match or len(match.group(1)) < 8:
-            raise PretrainedWeightsCorrupt(f"{self.filename} carries no SHA-256 prefix in its name; refusing to load it unchecked")
-        return match.group(1)
 
-    def download(self, progress: bool = True) -> str:
-        """Fetch the file into torch.hub's cache (a temporary file, moved into place once its hash matched)."""
-        os.makedirs(os.path.dirname(self.cache_path), exist_ok=True)
-        try:
-            torch.hub.download_url_to_file(self.url, self.cache_path, self.hash_prefix, progress=progress)
-        except (URLError, OSError) as e:  # offline, DNS failure, HTTP error
-            raise PretrainedWeightsUnavailable(
-                f"could not download {self.name} ({self.url}): {getattr(e, 'reason', e)}.\n"
-                f"Download that file elsewhere and put it at {self.cache_path}\n"
-                f"  (torch.hub's cache: $TORCH_HOME/hub/checkpoints, see torch.hub.get_dir()); it is then used offline."
-            ) from None
-        except RuntimeError as e:  # torch.hub: "invalid hash value" (the temporary file is removed)
-            raise PretrainedWeightsCorrupt(f"the download of {self.url} is corrupt: {e}") from None
-        return self.cache_path
-
-    def verify(self, path: str) -> None:
-        """Raise ``PretrainedWeightsCorrupt`` unless the SHA-256 of ``path`` starts with the name's prefix."""
-        digest = sha256_file(path)
-        if not digest.startswith(self.hash_prefix):
-            raise PretrainedWeightsCorrupt(
-                f"{path} is not torchvision's {self.name}: its SHA-256 starts with {digest[: len(self.hash_prefix)]}, "
-                f"its name says {self.hash_prefix}. The file is damaged or was replaced, and is not loaded.\n"
-                f"Delete it so that it is downloaded again, or put the original {self.url} there."
-            )
-
-    def get_state_dict(self, progress: bool = True) -> dict[str, Tensor]:
-        """torchvision's state dict with its keys renamed to the zoo module's; downloads on first use.
-
-        The file's hash is checked on every call, then it is read with ``weights_only=True``.
-        """
-        path = self.cache_path if os.path.isfile(self.cache_path) else self.download(progress)
-        self.verify(path)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as e:  # the hash matched, yet the file holds more than tensors
-            raise PretrainedWeightsCorrupt(f"{path} is not a plain weights file; refusing to unpickle it: {e}") from None
-        return remap_keys(state, _ARCHS[self.arch][1])
+def _read_config(path: Path) -> dict[str, Any]:
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(config, dict) or config.get("format") != FORMAT or not isinstance(config.get("hparams"), dict):
+        raise ValueError(f"{path} is not a format-{FORMAT} zoo weights config ({{'format': 1, 'zoo_class': ..., 'hparams': {{...}}}})")
+    return config
 
 
-def remap_keys(state: dict[str, Tensor], prefixes: dict[str, str]) -> dict[str, Tensor]:
-    """Rename keys starting with a prefix of ``prefixes`` (torchvision's) to the mapped prefix (the zoo's)."""
-    out = {}
-    for key, value in state.items():
-        for old, new in prefixes.items():
-            if key.startswith(old):
-                key = new + key[len(old) :]
-                break
-        out[key] = value
-    return out
+def _build_and_load(config: dict[str, Any], weights: Path, overrides: dict[str, Any], map_location: Any) -> ZooModule:
+    """Build the config's class (overrides replacing its hparams, except the adapters), load, then adapt."""
+    import safetensors.torch
 
-
-def get_weights(arch: str, weights: str = "DEFAULT") -> ImageNetWeights:
-    """``get_weights("vgg16", "IMAGENET1K_V1")``: torchvision's weights for a zoo model, without downloading.
-
-    ``weights`` is a member of torchvision's enum ("IMAGENET1K_V1", "IMAGENET1K_V2", "DEFAULT") or its
-    full name ("VGG16_Weights.IMAGENET1K_V1").
-    """
-    if arch not in _ARCHS:
-        raise ValueError(f"no ImageNet weights for {arch!r}; models with weights: {', '.join(_ARCHS)}")
-    enum_name = _ARCHS[arch][0]
-    member = weights.split(".", 1)[1] if weights.startswith(enum_name + ".") else weights
-    enum = torchvision.models.get_model_weights(arch)
-    try:
-        return ImageNetWeights(arch, enum[member] if member != "DEFAULT" else enum.DEFAULT)
-    except KeyError:
-        raise ValueError(f"{arch} has no weights {weights!r}; available: {', '.join(enum.__members__)}") from None
-
-
-def imagenet_weights_for(arch: str) -> list[str]:
-    """Names of the weight sets torchvision publishes for ``arch`` (e.g. ["IMAGENET1K_V1", "IMAGENET1K_V2"])."""
-    return list(torchvision.models.get_model_weights(arch).__members__) if arch in _ARCHS else []
-
-
-def build_pretrained(
-    arch: str,
-    cls: Callable[..., ImageClassifier],
-    defaults: dict[str, Any],
-    weights: str | None,
-    overrides: dict[str, Any],
-) -> ImageClassifier:
-    """Build ``cls(**defaults, **overrides)``; with ``weights``, load them and then adapt head and first conv.
-
-    With weights the model is built as trained (1000 classes, 3 channels), loaded, and then
-    ``num_classes=`` replaces the head (the ImageNet head's weights are dropped, and the log says so)
-    and ``in_channels=`` adapts the first convolution (see ``ImageClassifier.adapt_input_channels``).
-    """
-    if weights is None:
-        return cls(**{**defaults, **overrides})
-    spec = get_weights(arch, weights)
-    kwargs = {**defaults, **overrides}
-    num_classes = kwargs.pop("num_classes", 1000)
-    in_channels = kwargs.pop("in_channels", 3)
-    model = cls(**{**kwargs, "num_classes": 1000, "in_channels": 3})
-    model.load_state_dict(spec.get_state_dict())
-    preset = spec.transforms()
-    model.record_preprocessing(preset.mean, preset.std, preset.class_names)
-    model.hparams.resize_size = preset.resize_size  # torchvision's recipe: shorter side 256, center crop 224
-    log.info("%s: loaded %s", arch, spec.name)
-    if num_classes != 1000:
-        log.info("%s: the 1000-class ImageNet head of %s is dropped; a new %d-class head is initialised", arch, spec.name, num_classes)
+    if "pretrained" in overrides:
+        raise ValueError("pretrained= is not an override of a model that is being loaded from pretrained weights")
+    label = config.get("name") or weights.name
+    cls = resolve_model_class(config["zoo_class"])
+    adapt = {k: overrides.pop(k) for k in _ADAPTERS if k in overrides}
+    hparams = {k: v for k, v in config["hparams"].items() if not k.startswith("_") and k != "pretrained"}
+    model = cls(**{**hparams, **overrides})
+    device = str(torch.device(map_location)) if isinstance(map_location, (str, torch.device)) else "cpu"
+    safetensors.torch.load_model(model, weights, strict=True, device=device)
+    log.info("%s: loaded %s", cls.__name__, label)
+    num_classes = adapt.get("num_classes")
+    if num_classes is not None and num_classes != hparams.get("num_classes"):
+        if not hasattr(model, "reset_classifier"):
+            raise ValueError(f"{cls.__name__} has no classifier head to replace: num_classes={num_classes} cannot adapt {label}")
+        log.info("%s: the %s-class head of %s is replaced by a new %d-class head", cls.__name__, hparams.get("num_classes"), label, num_classes)
         model.reset_classifier(num_classes)
-    if in_channels != 3:
+    in_channels = adapt.get("in_channels")
+    if in_channels is not None and in_channels != hparams.get("in_channels"):
+        if not hasattr(model, "adapt_input_channels"):
+            raise ValueError(f"{cls.__name__} cannot adapt its input channels: in_channels={in_channels} does not fit {label}")
         model.adapt_input_channels(in_channels)
-    return model
+    if isinstance(map_location, (str, torch.device)):
+        model.to(map_location)
+    return model.eval()
+
+
+def load_pretrained(name_or_path: str | os.PathLike, *, map_location: str | torch.device = "cpu", **overrides: Any) -> ZooModule:
+    """A shipped entry (``"resnet20.fashionmnist"``), or a ``.safetensors`` file with its ``.json`` beside it, in eval mode.
+
+    Args:
+        name_or_path: an entry name from ``list_pretrained()``, or a path to a ``.safetensors`` file.
+        map_location: device the weights are loaded to and the model is moved to.
+        **overrides: ``num_classes=`` (a new head) and ``in_channels=`` (the first convolution adapted) change
+            the model after loading, as with ImageNet weights; any other argument replaces the recorded
+            one before the model is built (e.g. ``freeze_backbone=True``, ``lr=1e-4``).
+
+    Raises:
+        KeyError: an unknown entry name (the message lists the entries).
+        PretrainedWeightsUnavailable: a file of the entry is missing (the message says where it should be).
+        PretrainedWeightsCorrupt: a file does not match the SHA-256 the manifest records; nothing was read.
+    """
+    path = Path(name_or_path)
+    if isinstance(name_or_path, str) and is_pretrained_name(name_or_path):
+        entry = pretrained_entry(name_or_path)
+        root = weights_dir()
+        weights, config_path = root / entry["file"], root / entry["config_file"]
+        _check_file(weights, entry["sha256"], name_or_path)  # both hashes before either file is parsed
+        _check_file(config_path, entry["config_sha256"], name_or_path)
+        config = _read_config(config_path)
+        if config.get("zoo_class") != entry.get("zoo_class", config.get("zoo_class")):
+            raise PretrainedWeightsCorrupt(f"{config_path} names {config.get('zoo_class')}, the manifest {entry['zoo_class']}")
+    elif path.suffix == ".safetensors":
+        weights, config_path = path, path.with_suffix(".json")
+        for p in (weights, config_path):
+            if not p.is_file():
+                raise FileNotFoundError(f"{p} does not exist (a .safetensors file loads with its .json config beside it)")
+        config = _read_config(config_path)
+    elif path.is_file():
+        raise ValueError(f"{path} is not a .safetensors file; training checkpoints (.ckpt) load with zoo.load_checkpoint")
+    else:
+        pretrained_entry(str(name_or_path))  # an unknown name: raises the KeyError listing the entries
+    return _build_and_load(config, weights, dict(overrides), map_location)
+
+
+def load_trained(source: Any, *, model: str | type | None = None, map_location: str | torch.device = "cpu") -> Any:
+    """A model from a ``.ckpt`` path, a ``.safetensors`` path or a shipped entry name; a model passes through.
+
+    The one resolution ``zoo.predict``, ``zoo.generate``, ``zoo.translate``, ``zoo.play`` and the tools share:
+    an existing file is a file, else a manifest name is an entry (``load_pretrained``).
+
+    Args:
+        source: a model, a checkpoint path, a ``.safetensors`` path or an entry name.
+        model: the class (or its name) of a ``.ckpt`` that does not record it; for an entry, the class it must hold.
+        map_location: device the weights are loaded to.
+    """
+    if not isinstance(source, (str, os.PathLike)):
+        return source
+    path = Path(source)
+    if path.is_file() and path.suffix != ".safetensors":
+        return load_checkpoint(path, model=model, map_location=map_location)
+    if path.is_file() or is_pretrained_name(source):
+        loaded = load_pretrained(source, map_location=map_location)
+        if model is not None and not isinstance(loaded, resolve_model_class(model)):
+            raise ValueError(f"{source} holds a {type(loaded).__name__}, not a {resolve_model_class(model).__name__}")
+        return loaded
+    raise FileNotFoundError(
+        f"{source} is neither a checkpoint file nor a pretrained entry; entries: {', '.join(list_pretrained()) or 'none'}"
+    )
+
+
+# -- saving -----------------------------------------------------------------------------------------------
+def _primitive(value: Any, key: str) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_primitive(v, key) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _primitive(v, key) for k, v in value.items()}
+    raise ValueError(f"hyperparameter {key!r} is a {type(value).__name__}; shipped configs hold primitives only")
+
+
+def clean_hparams(model: ZooModule) -> dict[str, Any]:
+    """The model's constructor arguments as JSON primitives: ``_``-keys and ``pretrained`` dropped."""
+    return {k: _primitive(v, k) for k, v in dict(model.hparams).items() if not k.startswith("_") and k != "pretrained"}
+
+
+def _write_atomic(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would follow the file into place
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def save_pretrained(model: ZooModule, directory: str | os.PathLike, name: str) -> tuple[Path, Path]:
+    """Write ``<name>.safetensors`` and ``<name>.json`` into ``directory``, each atomically (temp file, then rename).
+
+    Args:
+        model: a zoo model; its class must be one of the zoo's and its hparams rebuild it.
+        directory: where to write (created if absent).
+        name: ``<arch>.<dataset>``, arch a registry name (``"resnet20.fashionmnist"``).
+
+    Returns:
+        (weights path, config path).
+    """
+    import safetensors.torch
+
+    from zoo.registry import list_models
+
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"an entry name is '<arch>.<dataset>' in lower-case letters, digits and '_', got {name!r}")
+    arch = name.split(".")[0]
+    if arch not in list_models():
+        raise ValueError(f"{name!r}: {arch!r} is not a registered model; registry names: {', '.join(list_models())}")
+    cls = type(model)
+    if resolve_model_class(cls.__name__) is not cls:
+        raise ValueError(f"{cls.__qualname__} is not a zoo model class that the loader can find by its name")
+    hparams = clean_hparams(model)
+    rebuilt = {k: tuple(v.shape) for k, v in cls(**hparams).state_dict().items()}
+    actual = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if rebuilt != actual:
+        diff = sorted(set(rebuilt.items()) ^ set(actual.items()))[:6]
+        raise ValueError(f"{cls.__name__}(**hparams) does not rebuild this model's state dict (differs at {diff}); not saved")
+    config = {"format": FORMAT, "name": name, "arch": arch, "zoo_class": cls.__name__, "hparams": hparams}
+    text = json.dumps(config, indent=2, allow_nan=False) + "\n"
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    weights, config_path = directory / f"{name}.safetensors", directory / f"{name}.json"
+    _write_atomic(weights, lambda tmp: safetensors.torch.save_model(model, tmp, metadata={"zoo_name": name}))
+    _write_atomic(config_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    log.info("%s: wrote %s and %s", name, weights, config_path)
+    return weights, config_path

@@ -64,14 +64,43 @@ def _entry(name: str) -> tuple[Callable[..., Any], type]:
         raise KeyError(f"unknown model {name!r}.{hint} Known models: {', '.join(list_models())}") from None
 
 
-def create_model(name: str, **overrides: Any):
+def create_model(name: str, pretrained: str | None = None, **overrides: Any):
     """Build the registered model ``name``; ``overrides`` replace its default arguments.
+
+    Args:
+        name: a registry name, see ``list_models()``.
+        pretrained: shipped weights (``zoo.list_pretrained()``): a dataset (``"fashionmnist"`` means the
+            entry ``f"{name}.fashionmnist"``) or a full entry name. The model is built as it was trained and
+            loaded; then ``num_classes=`` different from the entry's replaces the head (the log says so) and
+            ``in_channels=`` adapts the first convolution. Other overrides replace the entry's arguments
+            before building (``freeze_backbone=True``, ``lr=1e-4``). Returned in eval mode, like any loaded model.
+        **overrides: the model's constructor arguments (``weights=`` for torchvision's ImageNet weights).
 
     Example:
         >>> model = create_model("lenet5", num_classes=10, in_channels=3, image_size=32)  # doctest: +SKIP
+        >>> model = create_model("resnet20", pretrained="fashionmnist", num_classes=5)    # doctest: +SKIP
     """
-    builder, _ = _entry(name)
-    return builder(**overrides)
+    builder, cls = _entry(name)
+    if pretrained is None:
+        return builder(**overrides)
+    from zoo.pretrained import list_pretrained, load_pretrained, pretrained_entry
+
+    if overrides.get("weights") is not None:
+        raise ValueError("pretrained= (the zoo's shipped weights) and weights= (torchvision's ImageNet weights) exclude each other")
+    overrides.pop("weights", None)
+    choices = ", ".join(list_pretrained(f"{name}.*")) or "none"
+    if not isinstance(pretrained, str) or not pretrained:
+        raise ValueError(f"pretrained= names a dataset or a shipped entry; {name} has: {choices}")
+    entry_name = pretrained if "." in pretrained else f"{name}.{pretrained}"
+    if entry_name not in list_pretrained():
+        raise ValueError(f"no pretrained weights {entry_name!r} for {name}; {name} has: {choices}")
+    arch = pretrained_entry(entry_name).get("arch", entry_name.split(".")[0])
+    if arch != name:
+        raise ValueError(f"{entry_name!r} holds weights of {arch}, not {name}; {name} has: {choices}")
+    model = load_pretrained(entry_name, **overrides)
+    if not isinstance(model, cls):
+        raise ValueError(f"{entry_name!r} holds a {type(model).__name__}, but {name} is a {cls.__name__}")
+    return model
 
 
 def get_model_class(name: str) -> type:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from zoo.image import ImageClassifier
-from zoo.pretrained import build_pretrained
+from zoo.imagenet import build_pretrained
 from zoo.registry import register_model
 
 __all__ = ["VGG", "VGG_CONFIGS"]
