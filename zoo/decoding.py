@@ -10,6 +10,8 @@ Beam search reorders and repeats the state along its first dimension, so the sta
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -231,5 +233,10 @@ def _words(ids: Tensor) -> list[list[str]]:
 
 
 def translate(model, text: str | list[str], beam_size: int | None = None) -> str | list[str]:
-    """Translate one sentence (-> str) or several (-> list) with a trained translation model."""
+    """Translate one sentence (-> str) or several (-> list) with a trained translation model, a checkpoint
+    path or a shipped entry name ("transformer.num2words_en_fr", see ``zoo.list_pretrained()``)."""
+    if isinstance(model, (str, os.PathLike)):
+        from zoo.pretrained import load_trained
+
+        model = load_trained(model)
     return model.translate(text, beam_size=beam_size)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import TYPE_CHECKING
 
 import gymnasium as gym
@@ -29,11 +30,11 @@ def make_env(env_id: str, render_mode: str | None = None) -> gym.Env:
     return env
 
 
-def play(model: DQN, env_id: str | None = None, episodes: int = 1, *, seed: int = 0, gif: str | None = None, fps: int = 50) -> list[float]:
+def play(model: DQN | str, env_id: str | None = None, episodes: int = 1, *, seed: int = 0, gif: str | None = None, fps: int = 50) -> list[float]:
     """Run the greedy policy of ``model`` for ``episodes`` episodes; returns their returns.
 
     Args:
-        model: a trained ``DQN`` (e.g. ``zoo.load_checkpoint(path)``).
+        model: a trained ``DQN`` (e.g. ``zoo.load_checkpoint(path)``), a checkpoint path or a shipped entry name.
         env_id: environment id; the model's own by default.
         episodes: episodes to play, seeded ``seed``, ``seed + 1``, ...
         seed: seed of the first episode.
@@ -42,6 +43,10 @@ def play(model: DQN, env_id: str | None = None, episodes: int = 1, *, seed: int 
     """
     from PIL import Image
 
+    if isinstance(model, (str, os.PathLike)):
+        from zoo.pretrained import load_trained
+
+        model = load_trained(model)
     env = make_env(env_id or model.hparams.env_id, render_mode="rgb_array" if gif else None)
     was_training = model.training
     model.eval()

@@ -16,6 +16,7 @@ returns (``forward``, ``predict``, ``zoo.generate``) is pixels in [0, 1].
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -352,11 +353,11 @@ class DCGAN(GANModule):
 
 
 @torch.no_grad()
-def generate(model: GANModule, labels: list[int] | None = None, n: int = 1, *, seed: int | None = None) -> Tensor:
+def generate(model: GANModule | str, labels: list[int] | None = None, n: int = 1, *, seed: int | None = None) -> Tensor:
     """Images from a GAN's generator, as pixels in [0, 1].
 
     Args:
-        model: a trained GAN (``zoo.load_checkpoint(path)``).
+        model: a trained GAN (``zoo.load_checkpoint(path)``), a checkpoint path or a shipped entry name ("cgan.fashionmnist").
         labels: class ids (conditional models): ``n`` images of each, label by label.
         n: images per label, or in all for an unconditional model.
         seed: seed of the noise, for reproducible samples.
@@ -364,6 +365,10 @@ def generate(model: GANModule, labels: list[int] | None = None, n: int = 1, *, s
     Returns:
         (len(labels) * n, C, H, W), or (n, C, H, W) without labels.
     """
+    if isinstance(model, (str, os.PathLike)):
+        from zoo.pretrained import load_trained
+
+        model = load_trained(model)
     if labels is not None and not model.conditional:
         raise ValueError(f"{type(model).__name__} is unconditional: call generate(model, n=...) without labels")
     generator = torch.Generator().manual_seed(seed) if seed is not None else None

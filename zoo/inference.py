@@ -39,7 +39,7 @@ def _as_list(inputs: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
 
 @torch.no_grad()
 def predict(
-    model: ClassifierModule,
+    model: ClassifierModule | str | os.PathLike,
     inputs: ImageInput | Sequence[ImageInput],
     topk: int = 5,
     batch_size: int = 256,
@@ -48,7 +48,8 @@ def predict(
 
     Args:
         model: a zoo classifier that reads images (every ``ImageClassifier``, an ``MLP`` or a
-            ``RecurrentClassifier`` trained on images): it has ``transforms()``.
+            ``RecurrentClassifier`` trained on images): it has ``transforms()``. Or a checkpoint path, or
+            a shipped entry name (``"lenet5.fashionmnist"``, see ``zoo.list_pretrained()``).
         inputs: image file paths, PIL images, or tensors (C, H, W) / (B, C, H, W) of raw pixels
             (uint8, or float in [0, 1]); one input or a sequence of them.
         topk: how many classes to return per image (at most ``num_classes``).
@@ -57,6 +58,10 @@ def predict(
     Labels are the model's class names (ImageNet's, or the datamodule's it was trained on), else the
     class indices as strings.
     """
+    if isinstance(model, (str, os.PathLike)):
+        from zoo.pretrained import load_trained
+
+        model = load_trained(model)
     if not hasattr(model, "transforms"):
         raise TypeError(f"{type(model).__name__} does not read images (it has no transforms()); zoo.predict needs an image classifier")
     transform = model.transforms()  # a ValueError for a model of tabular data or token ids

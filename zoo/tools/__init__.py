@@ -10,6 +10,7 @@ zoo-train      ``python train.py``               ``zoo.cli.main`` (the Lightning
 =============  ==============================  =====================================
 
 Every tool loads checkpoints with ``zoo.load_checkpoint`` (weights only, the class found among the
-zoo's own). The modules here are never named like a function that ``zoo`` exports, so importing one
-leaves ``zoo.predict``, ``zoo.generate`` and ``zoo.translate`` the functions they are.
+zoo's own), and takes a shipped entry name (``zoo.list_pretrained()``, loaded by ``zoo.load_pretrained``)
+wherever it takes a checkpoint path. The modules here are never named like a function that ``zoo``
+exports, so importing one leaves ``zoo.predict``, ``zoo.generate`` and ``zoo.translate`` the functions they are.
 """

@@ -2,6 +2,7 @@
 
     zoo-generate --checkpoint best.ckpt --out grid.png                     # cGAN: one row per class
     zoo-generate --checkpoint best.ckpt --out shirts.png --labels 0 6 --n 16
+    zoo-generate --checkpoint cgan.fashionmnist --out grid.png           # a shipped entry (zoo.list_pretrained())
 
 The library function is ``zoo.generate``; checkpoints load through ``zoo.load_checkpoint``.
 """
@@ -13,15 +14,15 @@ import math
 import sys
 from collections.abc import Sequence
 
-from zoo.checkpoint import load_checkpoint
 from zoo.gan import GANModule, generate
+from zoo.pretrained import PretrainedWeightsUnavailable, load_trained
 
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> str:
     parser = argparse.ArgumentParser(prog="zoo-generate", description="Write a PNG grid of a trained GAN's samples.")
-    parser.add_argument("--checkpoint", required=True, help="a GAN checkpoint (gan, cgan or dcgan)")
+    parser.add_argument("--checkpoint", required=True, help="a GAN checkpoint (gan, cgan or dcgan), or a shipped entry name (cgan.fashionmnist)")
     parser.add_argument("--model", help="registry or class name of the GAN, for a checkpoint that does not record it")
     parser.add_argument("--out", default="samples.png", help="PNG file to write")
     parser.add_argument("--labels", type=int, nargs="*", help="classes to draw (conditional GANs); default: every class")
@@ -32,8 +33,8 @@ def main(argv: Sequence[str] | None = None) -> str:
     from torchvision.utils import save_image
 
     try:
-        model = load_checkpoint(args.checkpoint, model=args.model)
-    except (FileNotFoundError, ValueError) as e:
+        model = load_trained(args.checkpoint, model=args.model)
+    except (FileNotFoundError, ValueError, PretrainedWeightsUnavailable) as e:
         sys.exit(f"error: {e}")
     if not isinstance(model, GANModule):
         sys.exit(f"error: {args.checkpoint} holds a {type(model).__name__}, not a GAN")
