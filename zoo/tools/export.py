@@ -1,0 +1,333 @@
+"""``zoo-export`` (or ``python -m zoo.tools.export``): a training checkpoint becomes a shipped entry.
+
+    zoo-export runs/resnet20/checkpoints/best.ckpt --name resnet20.fashionmnist \\
+        --config configs/resnet20_fashionmnist.yaml --wall-time 5400 \\
+        --command "python train.py fit --config configs/resnet20_fashionmnist.yaml --trainer.max_epochs=30" \\
+        --target 0.945 --target-reference "ResNet-18 94.9%"
+
+The checkpoint loads through ``zoo.load_checkpoint``; its test metric is measured with
+``zoo.evaluation.evaluate`` on the test split that the config's ``data:`` section describes; then
+``<name>.safetensors`` and ``<name>.json`` (``zoo.pretrained.save_pretrained``) and the manifest row
+(sha256s, size, parameters, dataset, metric with its tolerance, reference output, and what reproduces it:
+config, command, epochs, wall time, hardware, versions, date) are written into the weights directory.
+
+* An existing entry is replaced only when the new metric is strictly better (``--force`` overrides);
+  the old files stay in git history.
+* A weights file over ``MAX_WEIGHTS_BYTES`` (20 MB) or a weights directory over ``MAX_TOTAL_BYTES``
+  (100 MB) is refused.
+* Nothing is half-written: the files are prepared in a staging folder beside the manifest and moved into
+  place with ``os.replace``, the manifest last; a failure while moving puts the previous files back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["ExportRefused", "MAX_TOTAL_BYTES", "MAX_WEIGHTS_BYTES", "detect_hardware", "export_checkpoint", "main"]
+
+MAX_WEIGHTS_BYTES = 20_000_000  # per weights file (the issue's 20 MB)
+MAX_TOTAL_BYTES = 100_000_000  # the whole weights directory (100 MB)
+
+DESCRIPTION = (
+    "Shipped pretrained weights: name 'arch.dataset', file, sha256, dataset, test metric and value, params, "
+    "and the config and command that reproduce them."
+)
+
+# datamodule class -> (dataset name, license)
+_DATASETS: dict[str, tuple[str, str]] = {
+    "FashionMNISTDataModule": ("Fashion-MNIST", "MIT"),
+    "MNISTDataModule": ("MNIST", "CC BY-SA 3.0"),
+    "CIFAR10DataModule": ("CIFAR-10", "no license stated (Krizhevsky, 2009)"),
+    "DigitsDataModule": ("scikit-learn digits (UCI optical recognition of handwritten digits)", "CC BY 4.0"),
+    "EnvironmentDataModule": ("Gymnasium environment", "MIT"),
+    "TranslationDataModule": ("number words, generated with num2words", "LGPL-2.1 (num2words)"),
+    "TimeSeriesDataModule": ("Mauna Loa weekly CO2 (statsmodels)", "public domain"),
+    "IMDBDataModule": ("IMDB Large Movie Review Dataset", "research use (Maas et al., 2011)"),
+}
+
+log = logging.getLogger(__name__)
+
+
+class ExportRefused(ValueError):
+    """The entry is not written: not better than the shipped one, too large, or inconsistent."""
+
+
+# -- what the manifest row records ------------------------------------------------------------------------
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def detect_hardware(checkpoint: str | os.PathLike) -> str:
+    """"GPU: <name>" when the checkpoint's tensors were saved from a CUDA device, else "CPU: <model name>, N cores"."""
+    locations: set[str] = set()
+
+    def record(storage, location):  # torch.load calls this for every storage, with where it was saved
+        locations.add(str(location))
+        return storage
+
+    torch.load(checkpoint, map_location=record, weights_only=True)
+    if any(loc.startswith("cuda") for loc in locations):
+        name = torch.cuda.get_device_name() if torch.cuda.is_available() else "CUDA device (pass --hardware to name it)"
+        return f"GPU: {name}"
+    return f"CPU: {_cpu_name()}, {os.cpu_count()} cores"
+
+
+def read_data_spec(config: str | os.PathLike) -> dict[str, Any]:
+    """The ``data:`` section of a recipe or of a run's saved config.yaml, as ``{"class_path", "init_args"}``."""
+    import yaml
+
+    text = yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}
+    data = text.get("data")
+    if isinstance(data, str):
+        data = {"class_path": data}
+    if not isinstance(data, dict) or "class_path" not in data:
+        raise ExportRefused(f"{config} has no data: section with a class_path; the test set cannot be rebuilt")
+    class_path = str(data["class_path"])
+    if "." not in class_path:
+        class_path = f"datamodules.{class_path}"
+    return {"class_path": class_path, "init_args": dict(data.get("init_args") or {})}
+
+
+def describe_dataset(model, data: dict[str, Any], measured: dict[str, Any]) -> dict[str, str]:
+    """``{"name", "license", "split"}`` for the manifest, from the datamodule's class and the test set's size."""
+    cls = data["class_path"].rsplit(".", 1)[-1]
+    name, license_ = _DATASETS.get(cls, (cls, "unknown"))
+    args, n = data["init_args"], measured.get("num_test_samples")
+    if cls == "EnvironmentDataModule":
+        env, seed = model.hparams.env_id, model.hparams.test_seed
+        return {"name": f"{env} (Gymnasium)", "license": license_, "split": f"test, {n} episodes, seeds {seed}-{seed + n - 1}"}
+    if cls == "TranslationDataModule":
+        lang = args.get("lang", "fr")
+        name = f"number words en→{lang}, generated with num2words"
+        return {"name": name, "license": license_, "split": f"test, {n:,} pairs (numbers held out of training)"}
+    if cls == "TimeSeriesDataModule":
+        return {"name": name, "license": license_, "split": f"test, {n:,} windows (the end of the series)"}
+    if cls in ("DigitsDataModule", "BlobsDataModule", "LinearRegressionDataModule"):
+        seed = args.get("seed", 42)
+        return {"name": name, "license": license_, "split": f"test, {n:,} samples held out with seed {seed}"}
+    return {"name": name, "license": license_, "split": f"test, {n:,} images" if n is not None else "test"}
+
+
+# -- writing ----------------------------------------------------------------------------------------------
+def _dir_bytes(directory: Path, skip: set[Path]) -> int:
+    """Bytes of the regular files in ``directory`` (recursively), except ``skip`` and staging folders."""
+    total = 0
+    for path in directory.rglob("*"):
+        if path.is_file() and path not in skip and not any(part.startswith(".export-") for part in path.parts):
+            total += path.stat().st_size
+    return total
+
+
+def _install(moves: list[tuple[Path, Path]], staging: Path) -> None:
+    """``os.replace`` each staged file onto its destination, in order; on a failure, restore what was there."""
+    done: list[tuple[Path, Path | None]] = []
+    try:
+        for src, dest in moves:
+            backup = None
+            if dest.exists():
+                backup = staging / f"{dest.name}.previous"
+                shutil.copy2(dest, backup)
+            os.replace(src, dest)
+            done.append((dest, backup))
+    except BaseException:
+        for dest, backup in reversed(done):
+            if backup is not None:
+                os.replace(backup, dest)
+            else:
+                dest.unlink(missing_ok=True)
+        raise
+
+
+def export_checkpoint(
+    checkpoint: str | os.PathLike,
+    *,
+    name: str,
+    config: str | os.PathLike,
+    command: str | None = None,
+    wall_time_s: float | None = None,
+    hardware: str | None = None,
+    target: float | None = None,
+    target_reference: str | None = None,
+    notes: str | None = None,
+    out: str | os.PathLike | None = None,
+    force: bool = False,
+    classifier: str | None = None,
+) -> dict[str, Any]:
+    """Measure ``checkpoint`` and write it as the entry ``name``; returns the manifest row.
+
+    Args:
+        checkpoint: a ``.ckpt`` written by ``train.py`` / ``lightning.Trainer``.
+        name: ``<arch>.<dataset>``, arch a registry name the checkpoint's class builds.
+        config: the recipe it was trained with; its ``data:`` section rebuilds the test set.
+        command: the exact training command (default ``python train.py fit --config <config>``).
+        wall_time_s: the training's wall time in seconds (None: not recorded).
+        hardware: what it trained on (default: detected from the checkpoint and this machine).
+        target: the metric's target; the row records whether it was reached.
+        target_reference: the public result behind the target ("ResNet-18 94.9%").
+        notes: free text for the row.
+        out: the weights directory (default ``zoo.pretrained.weights_dir()``).
+        force: replace an entry even when the new metric is not better.
+        classifier: GANs: the shipped classifier entry that judges the samples (default ``resnet20.fashionmnist``).
+
+    Raises:
+        ExportRefused: not better than the shipped entry, over a size limit, or not a consistent entry.
+    """
+    import lightning
+
+    from zoo.checkpoint import load_checkpoint
+    from zoo.evaluation import DEFAULT_JUDGE, GAN_SAMPLES, evaluate, is_better, reference_output, summarize_reference
+    from zoo.gan import GANModule
+    from zoo.pretrained import pretrained_entry, read_manifest, save_pretrained, sha256_file, weights_dir
+    from zoo.registry import get_model_class, list_models
+
+    out = Path(out) if out is not None else weights_dir()
+    if not re.fullmatch(r"[a-z0-9_]+\.[a-z0-9_]+", name):
+        raise ExportRefused(f"an entry name is '<arch>.<dataset>' in lower-case letters, digits and '_', got {name!r}")
+    arch = name.split(".")[0]
+    if arch not in list_models():
+        raise ExportRefused(f"{name!r}: {arch!r} is not a registered model; registry names: {', '.join(list_models())}")
+    model = load_checkpoint(checkpoint)
+    if not isinstance(model, get_model_class(arch)):
+        raise ExportRefused(f"{checkpoint} holds a {type(model).__name__}; {arch!r} builds a {get_model_class(arch).__name__}")
+    data = read_data_spec(config)
+    raw = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    hardware = hardware or detect_hardware(checkpoint)
+
+    judge = None
+    if isinstance(model, GANModule):  # judged by a shipped classifier, so that CI can judge it again
+        judge = classifier or DEFAULT_JUDGE
+        judge_entry = pretrained_entry(judge)  # KeyError naming the entries when it is not shipped
+    measured = evaluate(model, data, classifier=judge)
+    metric = {k: measured[k] for k in ("name", "value", "higher_is_better", "tolerance")}
+    metric["value"] = round(float(measured["value"]), 6)
+    if "baseline" in measured:
+        metric["baseline"] = {k: round(v, 6) if isinstance(v, float) else v for k, v in measured["baseline"].items()}
+    if judge is not None:
+        metric["judge"] = {"name": judge, "sha256": judge_entry["sha256"], "samples": GAN_SAMPLES, "seed": 0}
+
+    manifest = read_manifest(out / "manifest.json")
+    previous = next((e for e in manifest["weights"] if e["name"] == name), None)
+    if previous is not None and not force:
+        old = previous["metric"]
+        if old["name"] != metric["name"]:
+            raise ExportRefused(f"{name} ships with {old['name']}, this checkpoint measures {metric['name']}; --force replaces it")
+        if not is_better(metric["value"], old["value"], metric["higher_is_better"]):
+            raise ExportRefused(
+                f"{name}: {metric['name']} = {metric['value']} is not better than the shipped {old['value']}; "
+                f"the shipped entry is kept (--force replaces it anyway)"
+            )
+
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=".export-"))
+    try:
+        weights, config_file = save_pretrained(model, staging, name)
+        size = weights.stat().st_size
+        if size > MAX_WEIGHTS_BYTES:
+            raise ExportRefused(f"{weights.name} is {size:,} bytes; a shipped weights file is at most {MAX_WEIGHTS_BYTES:,}")
+        entry: dict[str, Any] = {
+            "name": name,
+            "arch": arch,
+            "zoo_class": type(model).__name__,
+            "file": weights.name,
+            "sha256": sha256_file(weights),
+            "size_bytes": size,
+            "config_file": config_file.name,
+            "config_sha256": sha256_file(config_file),
+            "params": sum(p.numel() for p in model.parameters()),
+            "dataset": describe_dataset(model, data, measured),
+            "data": data,
+            "metric": metric,
+        }
+        if target is not None:
+            reached = metric["value"] >= target if metric["higher_is_better"] else metric["value"] <= target
+            entry["target"] = {"value": target, "reached": bool(reached), "reference": target_reference}
+        entry["reference_output"] = summarize_reference(reference_output(model))
+        entry["reproduce"] = {
+            "config": str(config),
+            "command": command or f"python train.py fit --config {config}",
+            "epochs": int(raw.get("epoch", -1)) + 1,
+            "wall_time_s": wall_time_s,
+            "hardware": hardware,
+            "torch": torch.__version__.split("+")[0],
+            "lightning": lightning.__version__,
+            "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
+        }
+        if notes:
+            entry["notes"] = notes
+        rows = sorted([e for e in manifest["weights"] if e["name"] != name] + [entry], key=lambda e: e["name"])
+        text = json.dumps({"format": 1, "description": manifest.get("description") or DESCRIPTION, "weights": rows}, indent=2, allow_nan=False)
+        staged_manifest = staging / "manifest.json"
+        staged_manifest.write_text(text + "\n", encoding="utf-8")
+        dests = [out / weights.name, out / config_file.name, out / "manifest.json"]
+        total = _dir_bytes(out, skip=set(dests)) + sum(p.stat().st_size for p in (weights, config_file, staged_manifest))
+        if total > MAX_TOTAL_BYTES:
+            raise ExportRefused(f"the weights directory would hold {total:,} bytes with {name}; the limit is {MAX_TOTAL_BYTES:,}")
+        _install(list(zip([weights, config_file, staged_manifest], dests)), staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return entry
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="zoo-export", description="Turn a training checkpoint into a shipped pretrained entry.")
+    parser.add_argument("checkpoint", help="a .ckpt written by train.py")
+    parser.add_argument("--name", required=True, help="entry name <arch>.<dataset>, e.g. resnet20.fashionmnist")
+    parser.add_argument("--config", required=True, help="the recipe it was trained with (its data: section rebuilds the test set)")
+    parser.add_argument("--command", help="the exact training command (default: python train.py fit --config CONFIG)")
+    parser.add_argument("--wall-time", type=float, help="training wall time in seconds")
+    parser.add_argument("--hardware", help="what it trained on (default: detected)")
+    parser.add_argument("--target", type=float, help="the metric's target value")
+    parser.add_argument("--target-reference", help="the public result behind the target")
+    parser.add_argument("--notes", help="free text for the manifest row")
+    parser.add_argument("--classifier", help="GANs: the shipped classifier entry that judges the samples (default resnet20.fashionmnist)")
+    parser.add_argument("--out", help="weights directory (default $ZOO_WEIGHTS_DIR, else checkpoints/)")
+    parser.add_argument("--force", action="store_true", help="replace an existing entry even when the metric is not better")
+    args = parser.parse_args(argv)
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    if args.wall_time is None:
+        print("warning: no --wall-time: the entry records none", file=sys.stderr)
+    try:
+        entry = export_checkpoint(
+            args.checkpoint,
+            name=args.name,
+            config=args.config,
+            command=args.command,
+            wall_time_s=args.wall_time,
+            hardware=args.hardware,
+            target=args.target,
+            target_reference=args.target_reference,
+            notes=args.notes,
+            out=args.out,
+            force=args.force,
+            classifier=args.classifier,
+        )
+    except (ExportRefused, KeyError, FileNotFoundError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    m = entry["metric"]
+    print(f"{entry['name']}: {m['name']} = {m['value']} ({entry['size_bytes']:,} bytes, {entry['params']:,} params) -> {entry['file']}")
+    return entry
+
+
+if __name__ == "__main__":
+    main()
