@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import inspect
+import os
 import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -64,7 +65,7 @@ def _entry(name: str) -> tuple[Callable[..., Any], type]:
         raise KeyError(f"unknown model {name!r}.{hint} Known models: {', '.join(list_models())}") from None
 
 
-def create_model(name: str, pretrained: str | None = None, **overrides: Any):
+def create_model(name: str, pretrained: str | os.PathLike | None = None, **overrides: Any):
     """Build the registered model ``name``; ``overrides`` replace its default arguments.
 
     Args:
@@ -74,6 +75,8 @@ def create_model(name: str, pretrained: str | None = None, **overrides: Any):
             loaded; then ``num_classes=`` different from the entry's replaces the head (the log says so) and
             ``in_channels=`` adapts the first convolution. Other overrides replace the entry's arguments
             before building (``freeze_backbone=True``, ``lr=1e-4``). Returned in eval mode, like any loaded model.
+            A path to a file (``.ckpt``, ``.safetensors``) instead goes to the model's own ``pretrained=``
+            argument: the model is built from ``overrides`` and the file's weights are copied in (``zoo.finetune``).
         **overrides: the model's constructor arguments (``weights=`` for torchvision's ImageNet weights).
 
     Example:
@@ -83,6 +86,8 @@ def create_model(name: str, pretrained: str | None = None, **overrides: Any):
     builder, cls = _entry(name)
     if pretrained is None:
         return builder(**overrides)
+    if isinstance(pretrained, os.PathLike) or (isinstance(pretrained, str) and os.path.isfile(pretrained)):
+        return builder(pretrained=os.fspath(pretrained), **overrides)
     from zoo.pretrained import list_pretrained, load_pretrained, pretrained_entry
 
     if overrides.get("weights") is not None:
