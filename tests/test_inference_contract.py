@@ -175,6 +175,7 @@ def test_the_tools_are_console_scripts_and_modules_that_leave_the_functions_alon
         "zoo-predict": "zoo.tools.predict:main",
         "zoo-generate": "zoo.tools.generate:main",
         "zoo-translate": "zoo.tools.translate:main",
+        "zoo-export": "zoo.tools.export:main",
     }
 
     dm = FashionMNISTDataModule(data_dir=str(vision_root.root), batch_size=32, val_fraction=0.0)
