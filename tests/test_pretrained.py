@@ -92,7 +92,7 @@ def test_save_pretrained_writes_safetensors_and_its_config(tmp_path):
     weights, config_path = save_pretrained(model, tmp_path / "new", "lenet5.tiny")
     assert (weights.name, config_path.name) == ("lenet5.tiny.safetensors", "lenet5.tiny.json")
     config = json.loads(config_path.read_text())
-    assert {k: config[k] for k in ("format", "name", "arch", "zoo_class")} == {"format": 1, "name": "lenet5.tiny", "arch": "lenet5", "zoo_class": "LeNet5"}
+    assert (config["format"], config["name"], config["arch"], config["zoo_class"]) == (1, "lenet5.tiny", "lenet5", "LeNet5")
     assert config["hparams"]["class_names"] == CLASSES and config["hparams"]["mean"] == [0.286]
     assert not any(k.startswith("_") or k == "pretrained" for k in config["hparams"])
     with safetensors.safe_open(weights, "pt") as f:
@@ -299,3 +299,4 @@ def test_tools_take_an_entry_name_as_checkpoint(shipped, tmp_path, capsys):
     (tmp_path / "lenet5.tiny.safetensors").write_bytes(b"not the weights")
     with pytest.raises(SystemExit, match="does not match the manifest"):
         predict.main(["--checkpoint", "lenet5.tiny", *files])
+

@@ -103,13 +103,16 @@ def list_pretrained(pattern: str = "*") -> list[str]:
 def pretrained_entry(name: str) -> dict[str, Any]:
     """The manifest row of entry ``name``; a ``KeyError`` listing close matches and every entry otherwise."""
     entries = _entries()
-    try:
+    if name in entries:
         return entries[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, entries, n=3)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        known = ", ".join(sorted(entries)) or f"none (the manifest in {weights_dir()} lists no weights)"
-        raise KeyError(f"no pretrained weights named {name!r}.{hint} Available: {known}") from None
+    raise _unknown(name, entries)
+
+
+def _unknown(name: str, entries: dict[str, Any]) -> KeyError:
+    close = difflib.get_close_matches(name, entries, n=3)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    known = ", ".join(sorted(entries)) or f"none (the manifest in {weights_dir()} lists no weights)"
+    return KeyError(f"no pretrained weights named {name!r}.{hint} Available: {known}")
 
 
 def is_pretrained_name(name: Any) -> bool:
@@ -134,7 +137,8 @@ def _check_file(path: Path, sha256: str, name: str) -> None:
 
 def _read_config(path: Path) -> dict[str, Any]:
     config = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(config, dict) or config.get("format") != FORMAT or not isinstance(config.get("hparams"), dict):
+    valid = isinstance(config, dict) and config.get("format") == FORMAT
+    if not valid or not isinstance(config.get("hparams"), dict) or not isinstance(config.get("zoo_class"), str):
         raise ValueError(f"{path} is not a format-{FORMAT} zoo weights config ({{'format': 1, 'zoo_class': ..., 'hparams': {{...}}}})")
     return config
 
@@ -157,7 +161,8 @@ def _build_and_load(config: dict[str, Any], weights: Path, overrides: dict[str, 
     if num_classes is not None and num_classes != hparams.get("num_classes"):
         if not hasattr(model, "reset_classifier"):
             raise ValueError(f"{cls.__name__} has no classifier head to replace: num_classes={num_classes} cannot adapt {label}")
-        log.info("%s: the %s-class head of %s is replaced by a new %d-class head", cls.__name__, hparams.get("num_classes"), label, num_classes)
+        old = hparams.get("num_classes")
+        log.info("%s: the %s-class head of %s is replaced by a new %d-class head", cls.__name__, old, label, num_classes)
         model.reset_classifier(num_classes)
     in_channels = adapt.get("in_channels")
     if in_channels is not None and in_channels != hparams.get("in_channels"):
@@ -187,6 +192,8 @@ def load_pretrained(name_or_path: str | os.PathLike, *, map_location: str | torc
     path = Path(name_or_path)
     if isinstance(name_or_path, str) and is_pretrained_name(name_or_path):
         entry = pretrained_entry(name_or_path)
+        if any(Path(entry[k]).name != entry[k] for k in ("file", "config_file")):
+            raise PretrainedWeightsCorrupt(f"{name_or_path}: the manifest's file names must be plain names in the weights directory")
         root = weights_dir()
         weights, config_path = root / entry["file"], root / entry["config_file"]
         _check_file(weights, entry["sha256"], name_or_path)  # both hashes before either file is parsed
@@ -203,7 +210,7 @@ def load_pretrained(name_or_path: str | os.PathLike, *, map_location: str | torc
     elif path.is_file():
         raise ValueError(f"{path} is not a .safetensors file; training checkpoints (.ckpt) load with zoo.load_checkpoint")
     else:
-        pretrained_entry(str(name_or_path))  # an unknown name: raises the KeyError listing the entries
+        raise _unknown(str(name_or_path), _entries())
     return _build_and_load(config, weights, dict(overrides), map_location)
 
 
