@@ -154,8 +154,7 @@ def _build_and_load(config: dict[str, Any], weights: Path, overrides: dict[str, 
     adapt = {k: overrides.pop(k) for k in _ADAPTERS if k in overrides}
     hparams = {k: v for k, v in config["hparams"].items() if not k.startswith("_") and k != "pretrained"}
     model = cls(**{**hparams, **overrides})
-    device = str(torch.device(map_location)) if isinstance(map_location, (str, torch.device)) else "cpu"
-    safetensors.torch.load_model(model, weights, strict=True, device=device)
+    safetensors.torch.load_model(model, weights, strict=True, device="cpu")  # the model is built on the CPU; moved below
     log.info("%s: loaded %s", cls.__name__, label)
     num_classes = adapt.get("num_classes")
     if num_classes is not None and num_classes != hparams.get("num_classes"):
