@@ -289,7 +289,7 @@ def export_checkpoint(
     return entry
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="zoo-export", description="Turn a training checkpoint into a shipped pretrained entry.")
     parser.add_argument("checkpoint", help="a .ckpt written by train.py")
     parser.add_argument("--name", required=True, help="entry name <arch>.<dataset>, e.g. resnet20.fashionmnist")
@@ -326,8 +326,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         sys.exit(f"error: {e}")
     m = entry["metric"]
     print(f"{entry['name']}: {m['name']} = {m['value']} ({entry['size_bytes']:,} bytes, {entry['params']:,} params) -> {entry['file']}")
-    return entry
+    return 0  # the console script's exit status
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
