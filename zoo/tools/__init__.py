@@ -6,6 +6,7 @@ command        module                          library function
 zoo-predict    ``python -m zoo.tools.predict``   ``zoo.predict`` (top-k classes of images)
 zoo-generate   ``python -m zoo.tools.generate``  ``zoo.generate`` (a PNG grid of GAN samples)
 zoo-translate  ``python -m zoo.tools.translate`` ``zoo.translate`` (text through a translation model)
+zoo-export     ``python -m zoo.tools.export``    ``zoo.evaluation.evaluate`` + ``zoo.pretrained.save_pretrained`` (a shipped entry)
 zoo-train      ``python train.py``               ``zoo.cli.main`` (the LightningCLI)
 =============  ==============================  =====================================
 
