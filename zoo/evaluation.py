@@ -119,13 +119,13 @@ def reference_output(model: ZooModule, *, seed: int = 0, batch: int = 4) -> Tens
         if isinstance(model, GANModule):
             z = torch.randn(batch, model.latent_dim, generator=g)
             labels = torch.arange(batch) % model.num_classes if model.conditional else None
-            out = model(z, labels)
+            out = model(z.to(model.device), None if labels is None else labels.to(model.device))
         elif isinstance(model, TranslationModule):
             hp = model.hparams
             src = torch.randint(4, hp.src_vocab_size, (batch, 12), generator=g)  # (B, S)
             tgt = torch.randint(4, hp.tgt_vocab_size, (batch, 10), generator=g)  # (B, T)
             tgt[:, 0] = BOS_ID
-            out = model(src, tgt)  # (B, T, V)
+            out = model(src.to(model.device), tgt.to(model.device))  # (B, T, V)
         else:
             example = model.example_input_array
             if example.dtype == torch.long:  # token ids: the vocabulary is the model's
@@ -133,7 +133,7 @@ def reference_output(model: ZooModule, *, seed: int = 0, batch: int = 4) -> Tens
                 x = torch.randint(1, max(2, vocab), (batch, *example.shape[1:]), generator=g)
             else:
                 x = torch.randn(batch, *example.shape[1:], generator=g)
-            out = model(x)
+            out = model(x.to(model.device))
     finally:
         model.train(was_training)
     return out.detach().float().flatten().cpu()
@@ -232,7 +232,7 @@ def evaluate(
     """Measure ``model``'s test metric on the test split that ``data`` describes.
 
     Args:
-        model: a zoo model (its weights are not changed; it is left in eval mode).
+        model: a zoo model (its weights are not changed; it is left on the CPU, in eval mode).
         data: ``{"class_path": "datamodules.X", "init_args": {...}}``, a recipe's ``data:`` section.
         classifier: GANs only: the judge, a classifier module, a shipped entry's name or a ``.ckpt``
             path; default the shipped ``resnet20.fashionmnist``.
@@ -245,12 +245,14 @@ def evaluate(
         last-value forecast's MAE), a GAN ``"judge"`` (which classifier judged).
     """
     spec = metric_spec(model)
+    model.cpu()  # measured on the CPU, as CI measures it
     dm = build_datamodule(data)
     result: dict[str, Any] = dict(spec)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if isinstance(model, GANModule):
             judge, result["judge"] = load_judge(classifier)
+            judge.cpu()
             metrics = _gan_metrics(model, dm, judge, seed, num_samples)
         else:
             metrics = _floats(_trainer().test(model, datamodule=dm, verbose=False)[0])
