@@ -188,6 +188,7 @@ class Autoencoder(AutoencoderModule):
             decoder += [nn.Linear(a, b), make_activation(activation)]
         decoder[-1] = nn.Sigmoid()  # pixels in [0, 1]
         self.decoder = nn.Sequential(*decoder)  # (B, C*H*W)
+        self._finish_init()
 
 
 @register_model("conv_autoencoder")
@@ -234,3 +235,4 @@ class ConvAutoencoder(AutoencoderModule):
             nn.ConvTranspose2d(c1, self.in_channels, 3, stride=2, padding=1, output_padding=1),  # (B, C, H, W)
             nn.Sigmoid(),
         )
+        self._finish_init()

@@ -50,11 +50,20 @@ class ZooModule(L.LightningModule):
         momentum: SGD momentum.
         scheduler: "none", "cosine" (per-step decay to 0 over the run), "onecycle" (per-step warm-up then
             decay) or "plateau" (x0.1 when the monitored metric stalls for 5 epochs).
+        pretrained: start from these weights: a shipped entry ("resnet20.fashionmnist", see
+            ``zoo.list_pretrained()``) or the path of a training checkpoint (``.ckpt``) or ``.safetensors``
+            file of the same class. They are copied in once the model is built (``zoo.finetune``): a
+            different ``num_classes`` gets a fresh head, a different ``in_channels`` an adapted first
+            convolution; any other mismatch is a ValueError. The optimizer, epoch and step start afresh
+            (fine-tuning); ``fit --ckpt_path`` is the full resume.
     """
 
     #: Metric that tells the best checkpoint, and whether higher is better.
     monitor: str = "val/loss"
     monitor_mode: Literal["min", "max"] = "min"
+    #: State-dict entries (names, or prefixes ending in ".") that record training progress, not weights
+    #: (counters, schedules, a replay buffer): ``fit --ckpt_path`` restores them, ``pretrained=`` starts them afresh.
+    training_state: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -64,6 +73,7 @@ class ZooModule(L.LightningModule):
         weight_decay: float = 0.0,
         momentum: float = 0.9,
         scheduler: str = "none",
+        pretrained: str | None = None,
     ) -> None:
         super().__init__()
         if optimizer not in _OPTIMIZERS:
@@ -75,6 +85,17 @@ class ZooModule(L.LightningModule):
         # Collects the arguments of every __init__ in the subclass chain, not only these. Under the CLI,
         # Lightning records the parsed arguments instead; the CLI links data only into arguments the model takes.
         self.save_hyperparameters()
+
+    def _finish_init(self) -> None:
+        """The last line of every concrete model's ``__init__``: copies in the ``pretrained`` weights.
+
+        Subclasses that extend it (``ImageClassifier`` freezes its backbone) call ``super()._finish_init()`` first.
+        """
+        source = self.hparams.get("pretrained")
+        if source:
+            from zoo.finetune import init_from_pretrained  # zoo.finetune imports the loaders, which import this module
+
+            init_from_pretrained(self, source)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Names the class for zoo.load_checkpoint, which looks it up among the zoo's own classes only.

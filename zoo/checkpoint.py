@@ -8,8 +8,9 @@
   the class the checkpoint records (``_class_path``, written by the CLI, or ``zoo_class``). A recorded
   name is looked up only among the zoo's own model classes; no module named by a string inside the file
   is ever imported, and an unknown name is a ``ValueError`` listing the known classes.
-* The model is rebuilt from the checkpoint's hyperparameters, its weights are loaded strictly, and it
-  is returned in eval mode.
+* The model is rebuilt from the checkpoint's hyperparameters (with ``pretrained=None``: a fine-tuned
+  model's start is not read again, and need not exist any more), its weights are loaded strictly, and
+  it is returned in eval mode.
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ def load_checkpoint(
     hparams = dict(checkpoint.get("hyper_parameters") or {})
     # "_class_path", "_instantiator": the CLI's bookkeeping, not constructor arguments.
     kwargs = {k: v for k, v in hparams.items() if not k.startswith("_")}
+    # A fine-tuned model records where it started; its own weights are in this file, so the source is not read.
+    kwargs["pretrained"] = None
     instance = cls(**kwargs)
     instance.on_load_checkpoint(checkpoint)
     instance.load_state_dict(checkpoint["state_dict"], strict=True)

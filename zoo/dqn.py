@@ -105,6 +105,8 @@ class DQN(ZooModule):
 
     monitor = "val/return"
     monitor_mode = "max"
+    # Restored by a resume; a fine-tuned agent (pretrained=) starts with an empty buffer and epsilon_start.
+    training_state = ("replay.", "env_steps", "episodes", "epsilon", "gradient_updates", "solved_at_step")
 
     def __init__(
         self,
@@ -180,6 +182,7 @@ class DQN(ZooModule):
         self._obs: np.ndarray | None = None
         self._episode_return = 0.0
         self._eval_envs: list[gym.Env] = []
+        self._finish_init()
 
     @property
     def input_shape(self) -> tuple[int, ...]:

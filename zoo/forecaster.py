@@ -65,6 +65,7 @@ class LSTMForecaster(RegressorModule):
         for stage in ("train", "val", "test"):
             units = MetricCollection({"mae": MeanAbsoluteError(), "rmse": MeanSquaredError(squared=False)})
             setattr(self, f"{stage}_unit_metrics", units.clone(prefix=f"{stage}/", postfix="_units"))
+        self._finish_init()
 
     @property
     def input_shape(self) -> tuple[int, ...]:

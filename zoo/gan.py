@@ -56,6 +56,7 @@ class GANModule(GenerativeModule):
     # No loss tells a better generator: the CLI keeps the latest checkpoint (GANQualityMetrics logs val/fid).
     monitor = None
     monitor_mode = "min"
+    training_state = ("d_updates", "g_updates", "fixed_noise", "fixed_labels")  # not weights: pretrained= leaves them fresh
 
     def __init__(
         self,
@@ -265,6 +266,7 @@ class GAN(GANModule):
         super().__init__(**kwargs)
         self.generator = MLPGenerator(self.latent_dim, self.input_shape, list(generator_sizes), self.label_embedding())
         self.discriminator = MLPDiscriminator(self.input_shape, list(discriminator_sizes), dropout, self.label_embedding())
+        self._finish_init()
 
 
 @register_model("cgan")
@@ -350,6 +352,7 @@ class DCGAN(GANModule):
             elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
                 nn.init.normal_(m.weight, 1.0, 0.02)
                 nn.init.zeros_(m.bias)
+        self._finish_init()
 
 
 @torch.no_grad()

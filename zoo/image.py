@@ -11,14 +11,38 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from zoo.base import ClassifierModule
 from zoo.preprocessing import IMAGENET_MEAN, IMAGENET_STD, ImageInputMixin, ImagePreprocessing
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageClassifier", "ImagePreprocessing"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageClassifier", "ImagePreprocessing", "adapt_channel_stats", "adapt_conv_weight"]
 
 log = logging.getLogger(__name__)
+
+
+def adapt_conv_weight(weight: Tensor, in_channels: int) -> Tensor:
+    """A convolution's kernel (O, C, k, k) made to read ``in_channels`` channels, keeping what its filters learned.
+
+    1 channel: the filters summed over channels (a grey image g gives the same response as the RGB image (g, g, g)).
+    N channels: the filters repeated cyclically and scaled by C/N, so activations keep their scale.
+    """
+    channels = weight.shape[1]
+    if in_channels == channels:
+        return weight
+    if in_channels == 1:
+        return weight.sum(dim=1, keepdim=True)  # (O, 1, k, k)
+    reps = -(-in_channels // channels)
+    return (weight.repeat(1, reps, 1, 1)[:, :in_channels] * (channels / in_channels)).contiguous()  # (O, N, k, k)
+
+
+def adapt_channel_stats(mean: list[float], std: list[float], in_channels: int) -> tuple[list[float], list[float]]:
+    """Per-channel normalization for ``in_channels`` channels: averaged (1 channel) or repeated (N channels)."""
+    if len(mean) == in_channels:
+        return list(mean), list(std)
+    if in_channels == 1:
+        return [sum(mean) / len(mean)], [sum(std) / len(std)]
+    return (list(mean) * in_channels)[:in_channels], (list(std) * in_channels)[:in_channels]
 
 
 class ImageClassifier(ImageInputMixin, ClassifierModule):
@@ -71,6 +95,7 @@ class ImageClassifier(ImageInputMixin, ClassifierModule):
         self.freeze_backbone = freeze_backbone
 
     def _finish_init(self) -> None:
+        super()._finish_init()  # the pretrained weights first, then the freeze
         if self.freeze_backbone:
             self.freeze_backbone_()
 
@@ -100,22 +125,13 @@ class ImageClassifier(ImageInputMixin, ClassifierModule):
         self.hparams.class_names = None  # the old labels no longer apply
 
     def adapt_input_channels(self, in_channels: int) -> None:
-        """Make the first convolution read ``in_channels`` channels, keeping what its RGB filters learned.
-
-        1 channel: the RGB filters summed (a grey image g gives the same response as the RGB image (g, g, g)).
-        N channels: the RGB filters repeated cyclically and scaled by 3/N, so activations keep their scale.
-        The recorded normalization follows: its channels averaged (1 channel) or repeated (N channels).
-        """
+        """Make the first convolution read ``in_channels`` channels, keeping what its RGB filters learned
+        (``adapt_conv_weight``); the recorded normalization follows (``adapt_channel_stats``)."""
         conv: nn.Conv2d = self.get_submodule(self.stem_conv)
         old = conv.weight.data  # (O, C_old, k, k)
         if in_channels == old.shape[1]:
             return
-        if in_channels == 1:
-            new = old.sum(dim=1, keepdim=True)  # (O, 1, k, k)
-        else:
-            reps = -(-in_channels // old.shape[1])
-            new = old.repeat(1, reps, 1, 1)[:, :in_channels] * (old.shape[1] / in_channels)  # (O, N, k, k)
-        weight = nn.Parameter(new.contiguous(), requires_grad=conv.weight.requires_grad)
+        weight = nn.Parameter(adapt_conv_weight(old, in_channels), requires_grad=conv.weight.requires_grad)
         conv.weight = weight
         conv.in_channels = in_channels
         log.info("%s: first convolution adapted from %d to %d input channels", type(self).__name__, old.shape[1], in_channels)
@@ -123,11 +139,7 @@ class ImageClassifier(ImageInputMixin, ClassifierModule):
         self.hparams.in_channels = in_channels
         mean, std = self.hparams.get("mean"), self.hparams.get("std")
         if mean is not None:
-            if in_channels == 1:
-                mean, std = [sum(mean) / len(mean)], [sum(std) / len(std)]
-            else:
-                mean, std = (mean * in_channels)[:in_channels], (std * in_channels)[:in_channels]
-            self.record_preprocessing(mean, std)
+            self.record_preprocessing(*adapt_channel_stats(mean, std, in_channels))
 
     # -- preprocessing travels with the model -------------------------------------------------------------
     def on_fit_start(self) -> None:

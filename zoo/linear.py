@@ -40,6 +40,7 @@ class LinearRegression(RegressorModule):
         if in_features < 1 or out_features < 1:
             raise ValueError(f"in_features and out_features must be >= 1, got {in_features}, {out_features}")
         self.linear = nn.Linear(in_features, out_features)
+        self._finish_init()
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -60,6 +60,7 @@ class MLP(ImageInputMixin, ClassifierModule):
             width = hidden
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(width, self.num_outputs)
+        self._finish_init()
 
     @staticmethod
     def _check_image_shape(image_shape: list[int] | None, in_features: int) -> None:

@@ -80,6 +80,7 @@ class RecurrentClassifier(ImageInputMixin, ClassifierModule):
         self.rnn = make_rnn(cell, embedding_dim if vocab_size else input_size, hidden_size, num_layers, dropout, bidirectional)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), self.num_outputs)
+        self._finish_init()
 
     @property
     def takes_tokens(self) -> bool:

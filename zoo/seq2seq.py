@@ -63,6 +63,8 @@ class Seq2Seq(TranslationModule):
         beam_size: beams at test and predict time (1: greedy).
     """
 
+    training_state = ("teacher_forcing_ratio",)  # a schedule's position: pretrained= restarts it
+
     def __init__(
         self,
         *,
@@ -98,6 +100,7 @@ class Seq2Seq(TranslationModule):
         self.out = nn.Linear(hidden_size, hp.tgt_vocab_size)
         # The current teacher-forcing probability: a buffer, so a resumed run continues the schedule.
         self.register_buffer("teacher_forcing_ratio", torch.tensor(float(teacher_forcing)))
+        self._finish_init()
 
     # -- encoder / decoder ----------------------------------------------------------------------------
     def encode(self, src: Tensor) -> dict[str, Tensor]:

@@ -100,6 +100,7 @@ class Transformer(TranslationModule):
                 batch_first=True, norm_first=norm_first,
             )  # fmt: skip
         self.out = nn.Linear(d_model, hp.tgt_vocab_size)
+        self._finish_init()
 
     def encode(self, src: Tensor) -> dict[str, Tensor]:
         """(B, S) ids -> memory (B, S, D), src_mask (B, S) True at real tokens, ys (B, 0) tokens so far."""
@@ -186,6 +187,7 @@ class TransformerClassifier(ClassifierModule):
         self.encoder = nn.TransformerEncoder(layer, num_layers, norm=nn.LayerNorm(d_model), enable_nested_tensor=False)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(d_model, self.num_outputs)
+        self._finish_init()
 
     @property
     def input_shape(self) -> tuple[int, ...]:
