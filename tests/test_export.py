@@ -312,3 +312,18 @@ def test_model_card_check_fails_on_a_stale_readme_and_the_tool_rewrites_it(tiny,
     assert f"test/acc {acc}; target 99.90% not reached; LeNet-5 99.9%" in row
     assert "`lenet5` (`zoo.LeNet5`)" in row and f"{entry['params']:,}" in row and entry["reproduce"]["hardware"] in row
     assert f"`python train.py fit --config {tiny[1]}`" in row
+
+
+def test_hardware_names_the_cuda_device_a_checkpoint_was_saved_from(tiny, monkeypatch):
+    from zoo.tools.export import detect_hardware
+
+    assert detect_hardware(tiny[0]) == f"CPU: {export_tool._cpu_name()}, {export_tool.os.cpu_count()} cores"
+    real_load = torch.load
+
+    def load_as_if_saved_on_cuda(path, map_location, weights_only):  # torch.load names each storage's device
+        return real_load(path, map_location=lambda storage, location: map_location(storage, "cuda:0"), weights_only=weights_only)
+
+    monkeypatch.setattr(export_tool.torch, "load", load_as_if_saved_on_cuda)
+    monkeypatch.setattr(export_tool.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(export_tool.torch.cuda, "get_device_name", lambda *args: "NVIDIA H200")
+    assert detect_hardware(tiny[0]) == "GPU: NVIDIA H200"
