@@ -81,7 +81,7 @@ def render(manifest: dict[str, Any]) -> str:
         cells = [
             f"`{e['name']}`",
             f"`{e['arch']}` (`zoo.{e['zoo_class']}`)",
-            f"{e['dataset']['name']} ({e['dataset']['license']})",
+            f"{e['dataset']['name']}; {e['dataset']['license']}",
             format_metric(e),
             f"{e['params']:,}",
             _size(e["size_bytes"]),
