@@ -20,7 +20,7 @@ from zoo.pretrained import PretrainedWeightsUnavailable, load_trained
 __all__ = ["main"]
 
 
-def main(argv: Sequence[str] | None = None) -> str:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="zoo-generate", description="Write a PNG grid of a trained GAN's samples.")
     parser.add_argument("--checkpoint", required=True, help="a GAN checkpoint (gan, cgan or dcgan), or a shipped entry name (cgan.fashionmnist)")
     parser.add_argument("--model", help="registry or class name of the GAN, for a checkpoint that does not record it")
@@ -51,7 +51,6 @@ def main(argv: Sequence[str] | None = None) -> str:
         nrow = int(math.ceil(math.sqrt(n)))
     save_image(images, args.out, nrow=nrow, padding=2, pad_value=1.0)
     print(f"wrote {len(images)} images to {args.out}")
-    return args.out
 
 
 if __name__ == "__main__":
