@@ -86,6 +86,13 @@ def test_weights_dir_is_the_repository_checkpoints_unless_the_environment_says(m
     assert read_manifest()["weights"] == [] and list_pretrained() == []  # no manifest there: no entries
 
 
+def test_a_manifest_of_another_format_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": 2, "weights": []}))
+    monkeypatch.setenv("ZOO_WEIGHTS_DIR", str(tmp_path))
+    with pytest.raises(ValueError, match="is not a format-1 zoo manifest"):
+        list_pretrained()
+
+
 def test_save_pretrained_writes_safetensors_and_its_config(tmp_path):
     model = tiny_models()["lenet5.tiny"]
     model.hparams["_class_path"] = "zoo.LeNet5"  # the CLI's bookkeeping is not a constructor argument
@@ -300,3 +307,9 @@ def test_tools_take_an_entry_name_as_checkpoint(shipped, tmp_path, capsys):
     with pytest.raises(SystemExit, match="does not match the manifest"):
         predict.main(["--checkpoint", "lenet5.tiny", *files])
 
+
+def test_create_model_hands_a_file_path_to_the_models_own_pretrained_argument(shipped):
+    """A path is fine-tuning's ``pretrained=`` (zoo.finetune): built from the overrides, the weights copied in."""
+    source = shipped["lenet5.tiny"]
+    model = zoo.create_model("lenet5", pretrained=weights_dir() / "lenet5.tiny.safetensors", image_size=28, in_channels=1, num_classes=4)
+    assert model.head.out_features == 4 and torch.equal(model.features[0].weight, source.features[0].weight)
