@@ -122,11 +122,11 @@ def test_a_failed_save_leaves_the_previous_entry_intact(tmp_path, monkeypatch):
     weights, config_path = save_pretrained(model, tmp_path, "lenet5.tiny")
     before = weights.read_bytes(), config_path.read_bytes()
 
-    def write_half_then_fail(module, filename, metadata=None):
+    def write_half_then_fail(tensors, filename, metadata=None):
         Path(filename).write_bytes(b"half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr(safetensors.torch, "save_model", write_half_then_fail)
+    monkeypatch.setattr(safetensors.torch, "save_file", write_half_then_fail)
     torch.nn.init.zeros_(model.head.weight)
     with pytest.raises(OSError, match="disk full"):
         save_pretrained(model, tmp_path, "lenet5.tiny")
@@ -313,3 +313,21 @@ def test_create_model_hands_a_file_path_to_the_models_own_pretrained_argument(sh
     source = shipped["lenet5.tiny"]
     model = zoo.create_model("lenet5", pretrained=weights_dir() / "lenet5.tiny.safetensors", image_size=28, in_channels=1, num_classes=4)
     assert model.head.out_features == 4 and torch.equal(model.features[0].weight, source.features[0].weight)
+
+
+def test_shipped_weights_leave_training_progress_out(tmp_path):
+    """A DQN's replay buffer and counters resume runs from .ckpt files; the shipped file holds the networks only."""
+    from safetensors import safe_open
+
+    model = zoo.create_model("dqn", hidden_sizes=[16], buffer_size=5000)
+    model.replay.obs.normal_()  # a filled buffer: 5000 transitions
+    model.env_steps.fill_(1234)
+    weights, _ = save_pretrained(model, tmp_path, "dqn.cartpole")
+    with safe_open(str(weights), "pt") as f:
+        keys = set(f.keys())
+    assert keys and not any(k.startswith("replay.") or k == "env_steps" for k in keys)
+    assert keys == {k for k in model.state_dict() if k.startswith(("q_net.", "target_net."))}
+    loaded = load_pretrained(str(weights))
+    obs = torch.randn(3, 4)
+    assert torch.equal(loaded(obs), model.eval()(obs))
+    assert int(loaded.env_steps) == 0 and int(loaded.replay.size) == 0  # training progress starts afresh

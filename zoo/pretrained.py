@@ -154,7 +154,11 @@ def _build_and_load(config: dict[str, Any], weights: Path, overrides: dict[str, 
     adapt = {k: overrides.pop(k) for k in _ADAPTERS if k in overrides}
     hparams = {k: v for k, v in config["hparams"].items() if not k.startswith("_") and k != "pretrained"}
     model = cls(**{**hparams, **overrides})
-    safetensors.torch.load_model(model, weights, strict=True, device="cpu")  # the model is built on the CPU; moved below
+    # Training progress (ZooModule.training_state: a DQN's replay buffer, counters) is not shipped; it starts afresh.
+    missing, unexpected = safetensors.torch.load_model(model, weights, strict=False, device="cpu")  # on the CPU; moved below
+    missing = [k for k in missing if not _is_training_state(model, k)]
+    if missing or unexpected:
+        raise ValueError(f"{weights} does not match {cls.__name__}: missing keys {missing[:6]}, unexpected keys {unexpected[:6]}")
     log.info("%s: loaded %s", cls.__name__, label)
     num_classes = adapt.get("num_classes")
     if num_classes is not None and num_classes != hparams.get("num_classes"):
@@ -255,6 +259,11 @@ def clean_hparams(model: ZooModule) -> dict[str, Any]:
     return {k: _primitive(v, k) for k, v in dict(model.hparams).items() if not k.startswith("_") and k != "pretrained"}
 
 
+def _is_training_state(model: ZooModule, key: str) -> bool:
+    """Whether state-dict ``key`` is training progress (``ZooModule.training_state``: names, or prefixes ending in ".")."""
+    return any(key == n or (n.endswith(".") and key.startswith(n)) for n in getattr(model, "training_state", ()))
+
+
 def _write_atomic(path: Path, write) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -303,7 +312,9 @@ def save_pretrained(model: ZooModule, directory: str | os.PathLike, name: str) -
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     weights, config_path = directory / f"{name}.safetensors", directory / f"{name}.json"
-    _write_atomic(weights, lambda tmp: safetensors.torch.save_model(model, tmp, metadata={"zoo_name": name}))
+    # Weights only: training progress (a replay buffer, counters) resumes runs from .ckpt files and is not shipped.
+    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items() if not _is_training_state(model, k)}
+    _write_atomic(weights, lambda tmp: safetensors.torch.save_file(state, tmp, metadata={"zoo_name": name}))
     _write_atomic(config_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     log.info("%s: wrote %s and %s", name, weights, config_path)
     return weights, config_path
