@@ -164,11 +164,11 @@ def test_a_failure_while_installing_leaves_the_previous_files(tiny, tmp_path, mo
 def test_a_failure_while_saving_leaves_no_file(tiny, tmp_path, monkeypatch, stub_metric):
     import safetensors.torch
 
-    def half_write(model, path, metadata=None):
+    def half_write(tensors, path, metadata=None):
         Path(path).write_bytes(b"partial")
         raise RuntimeError("killed mid-write")
 
-    monkeypatch.setattr(safetensors.torch, "save_model", half_write)
+    monkeypatch.setattr(safetensors.torch, "save_file", half_write)
     out = tmp_path / "weights"
     with pytest.raises(RuntimeError, match="mid-write"):
         export_checkpoint(tiny[0], name="lenet5.digits", config=tiny[1], out=out)

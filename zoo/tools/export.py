@@ -166,6 +166,7 @@ def export_checkpoint(
     config: str | os.PathLike,
     command: str | None = None,
     wall_time_s: float | None = None,
+    epochs: int | None = None,
     hardware: str | None = None,
     target: float | None = None,
     target_reference: str | None = None,
@@ -182,6 +183,8 @@ def export_checkpoint(
         config: the recipe it was trained with; its ``data:`` section rebuilds the test set.
         command: the exact training command (default ``python train.py fit --config <config>``).
         wall_time_s: the training's wall time in seconds (None: not recorded).
+        epochs: the epochs the training command runs (default: the checkpoint's, which validation may have
+            chosen earlier; the row records both).
         hardware: what it trained on (default: detected from the checkpoint and this machine).
         target: the metric's target; the row records whether it was reached.
         target_reference: the public result behind the target ("ResNet-18 94.9%").
@@ -266,7 +269,8 @@ def export_checkpoint(
         entry["reproduce"] = {
             "config": str(config),
             "command": command or f"python train.py fit --config {config}",
-            "epochs": int(raw.get("epoch", -1)) + 1,
+            "epochs": int(epochs) if epochs is not None else int(raw.get("epoch", -1)) + 1,  # what the command runs
+            "checkpoint_epoch": int(raw.get("epoch", -1)) + 1,  # the epoch whose end wrote the checkpoint (best by validation)
             "wall_time_s": wall_time_s,
             "hardware": hardware,
             "torch": torch.__version__.split("+")[0],
@@ -296,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="the recipe it was trained with (its data: section rebuilds the test set)")
     parser.add_argument("--command", help="the exact training command (default: python train.py fit --config CONFIG)")
     parser.add_argument("--wall-time", type=float, help="training wall time in seconds")
+    parser.add_argument("--epochs", type=int, help="epochs the training command runs (default: the checkpoint's epoch)")
     parser.add_argument("--hardware", help="what it trained on (default: detected)")
     parser.add_argument("--target", type=float, help="the metric's target value")
     parser.add_argument("--target-reference", help="the public result behind the target")
@@ -314,6 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             config=args.config,
             command=args.command,
             wall_time_s=args.wall_time,
+            epochs=args.epochs,
             hardware=args.hardware,
             target=args.target,
             target_reference=args.target_reference,

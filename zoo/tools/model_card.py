@@ -77,7 +77,9 @@ def render(manifest: dict[str, Any]) -> str:
     rows = [_HEADER]
     for e in entries:
         r = e["reproduce"]
-        reproduce = f"`{r['command']}` ({r['epochs']} epochs, {_duration(r.get('wall_time_s'))})"
+        chosen = r.get("checkpoint_epoch", r["epochs"])
+        at = f", checkpoint of epoch {chosen}" if chosen != r["epochs"] else ""
+        reproduce = f"`{r['command']}` ({r['epochs']} epochs{at}, {_duration(r.get('wall_time_s'))})"
         cells = [
             f"`{e['name']}`",
             f"`{e['arch']}` (`zoo.{e['zoo_class']}`)",
