@@ -6,6 +6,7 @@ import math
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.loggers import CSVLogger
 from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -128,8 +129,9 @@ def test_checkpoint_with_the_old_normalization_buffers_still_loads(tmp_path):
 def test_validation_end_writes_reconstruction_grid_and_latent_scatter(tmp_path):
     model = zoo.create_model("autoencoder", latent_dim=3, noise_std=0.2, num_logged_images=4)
     loader = DataLoader(TensorDataset(*batch(32)), batch_size=16)
+    # A CSV logger takes no images, so they are saved as PNG files in its run folder.
     trainer = L.Trainer(accelerator="cpu", max_epochs=1, enable_progress_bar=False, enable_model_summary=False,
-                        default_root_dir=tmp_path, enable_checkpointing=False)  # fmt: skip
+                        logger=CSVLogger(tmp_path), enable_checkpointing=False)  # fmt: skip
     trainer.fit(model, loader, loader)
     images = tmp_path / "lightning_logs" / "version_0" / "images"
     with Image.open(images / "val_reconstructions_epoch000.png") as grid:

@@ -10,7 +10,9 @@ path (``--model zoo.LeNet5``). On top of Lightning's CLI it
   the checkpoint's hyperparameters are exactly the model's arguments;
 * adds a ModelCheckpoint that keeps the best model by the model's own metric (``val/acc`` for
   classifiers, ``val/loss`` for regressors) plus ``last.ckpt``, unless the config brings its own;
-* shows a live progress bar on a terminal, one line per epoch elsewhere (logs, pipes, CI);
+* logs to CSV (``<default_root_dir>/lightning_logs/version_N/metrics.csv``) unless ``--trainer.logger``
+  names another logger (``TensorBoardLogger``, ``WandbLogger``) or ``false``;
+* shows a live (rich) progress bar on a terminal, one line per epoch elsewhere (logs, pipes, CI);
 * adds ``--test_after_fit``: test the best checkpoint once fit ends, then print how to load it.
 """
 
@@ -23,14 +25,17 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 import datamodules  # noqa: F401  (makes every datamodule selectable by class name)
 import zoo  # noqa: F401  (makes every model selectable by class name)
 from datamodules.base import DataNotFoundError, ZooDataModule
 from zoo.base import ZooModule
+from zoo.base import IncompatibleDataError
 from zoo.callbacks import EpochLineProgressBar
+from zoo.cli_errors import ConfigError, ZooArgumentParser, check_linked_arguments, constructor_error
 
 __all__ = ["ZooCLI", "main"]
 
@@ -121,6 +126,20 @@ class ZooCLI(LightningCLI):
             if argument in taken:
                 parser.link_arguments(f"data.{attribute}", f"model.init_args.{argument}", compute_fn=convert, apply_on="instantiate")
 
+    def instantiate_classes(self) -> None:
+        """Lightning's, with a constructor's ValueError / TypeError (``lr=-1``, ``batch_size=0``, an image size
+        the model cannot take) as a ``ConfigError`` naming the class, and linked arguments checked (``cli_errors``)."""
+        optimizer = (self._get(self.config, "optimizer") or {}).get("init_args") or {}
+        if isinstance(optimizer.get("lr"), (int, float)) and optimizer.get("lr") <= 0:
+            raise ConfigError(f"--optimizer.lr must be > 0, got {optimizer.get('lr')}")
+        try:
+            super().instantiate_classes()
+        except (ValueError, TypeError) as e:
+            raise constructor_error(e) from e
+        ckpt_path = self._get(self.config, "ckpt_path")
+        ckpt_path = ckpt_path if ckpt_path and os.path.isfile(ckpt_path) else None
+        check_linked_arguments(self.config[self.subcommand] if self.subcommand else self.config, self.model, self.datamodule, ckpt_path)
+
     def instantiate_trainer(self, **kwargs):
         config = self._get(self.config_init, "trainer", default={})
         callbacks = list(config.get("callbacks") or [])
@@ -137,7 +156,9 @@ class ZooCLI(LightningCLI):
                 )
             )
         if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
-            added.append(TQDMProgressBar() if sys.stdout.isatty() else EpochLineProgressBar())
+            added.append(RichProgressBar() if sys.stdout.isatty() else EpochLineProgressBar())
+        if config.get("logger") in (None, True) and "logger" not in kwargs:  # none chosen: CSV, not TensorBoard
+            kwargs["logger"] = CSVLogger(save_dir=config.get("default_root_dir") or os.getcwd())
         if added:
             kwargs["callbacks"] = callbacks + added
         return super().instantiate_trainer(**kwargs)
@@ -167,8 +188,10 @@ class ZooCLI(LightningCLI):
 def main(args=None) -> ZooCLI:
     """Entry point of ``train.py`` and of the ``zoo-train`` command.
 
-    A dataset that cannot be found ends the run with its message (where to put the files) and exit
-    status 1, not a traceback.
+    A dataset that cannot be found, a configuration mistake (``ConfigError``: an invalid argument, a
+    model argument the datamodule contradicts) or a model that cannot read the data
+    (``IncompatibleDataError``) ends the run with ``error: <message>`` and exit status 1, not a
+    traceback; a name that is not a zoo class ends it with the valid names and exit status 2.
     """
     try:
         return ZooCLI(
@@ -177,9 +200,10 @@ def main(args=None) -> ZooCLI:
             subclass_mode_model=True,
             subclass_mode_data=True,
             save_config_kwargs={"overwrite": True},
+            parser_class=ZooArgumentParser,
             args=args,
         )
-    except DataNotFoundError as e:
+    except (DataNotFoundError, ConfigError, IncompatibleDataError) as e:
         if args is not None:  # called from Python: let the caller handle it
             raise
         sys.exit(f"error: {e}")
