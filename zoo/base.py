@@ -209,10 +209,15 @@ class SupervisedModule(ZooModule):
         loss = self.compute_loss(output, y)
         metrics = self._metrics(stage)
         metrics.update(self.metric_input(output).detach(), y)
+        if stage == "test":
+            self._record_test_output(x, output, y)
         on_step = stage == "train"
         self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(x))
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=len(x))
         return loss
+
+    def _record_test_output(self, x: Tensor, output: Tensor, target: Tensor) -> None:
+        """Called with every test batch's inputs, outputs and targets, for test-time figures (classifiers)."""
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         return self._shared_step(batch, "train")
@@ -307,6 +312,26 @@ class ClassifierModule(SupervisedModule):
 
     def metric_input(self, logits: Tensor) -> Tensor:
         return torch.sigmoid(logits.squeeze(-1)) if self.binary else logits
+
+    # -- test-time figures: confusion matrix, most confident mistakes (zoo.classifier_figures) --------
+    def on_test_epoch_start(self) -> None:
+        super().on_test_epoch_start()
+        from zoo.classifier_figures import ClassifierTestFigures
+        from zoo.figures import should_draw
+
+        self._test_figures = ClassifierTestFigures(num_classes=self.num_classes) if should_draw(self) else None
+
+    def _record_test_output(self, x: Tensor, logits: Tensor, target: Tensor) -> None:
+        figures = getattr(self, "_test_figures", None)
+        if figures is not None:
+            p = torch.sigmoid(logits.detach().float())  # (B, 1) in binary mode
+            figures.update(x, torch.cat([1 - p, p], dim=-1) if self.binary else logits.detach().float().softmax(-1), target)
+
+    def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
+        figures, self._test_figures = getattr(self, "_test_figures", None), None
+        if figures is not None:
+            figures.log(self)
 
     def predict_step(self, batch: Tensor | tuple[Tensor, ...], batch_idx: int) -> Tensor:
         """Class probabilities, (B, num_classes), in binary mode too."""

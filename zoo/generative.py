@@ -4,66 +4,24 @@ Zoo datamodules hand models *normalized* images, ``(pixels - mean) / std``; gene
 images are *pixels* in [0, 1]. ``GenerativeModule`` is an ``ImageInputMixin``: it records the per-channel
 ``mean``/``std`` (and class names) in its hyperparameters, so in every checkpoint (from the datamodule
 when fit starts, or as arguments), and converts between the two with them. Figures go to the logger when
-it takes images (TensorBoard, Weights & Biases), else to PNG files under the run's log folder.
+it takes images (TensorBoard, Weights & Biases), else to PNG files under the run's log folder (``zoo.figures``).
 """
 
 from __future__ import annotations
 
-import io
 import logging
-from pathlib import Path
-
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from zoo.base import ZooModule
+from zoo.figures import figure_to_image, save_or_log_image  # noqa: F401  (their home before zoo.figures)
 from zoo.preprocessing import ImageInputMixin
 
 __all__ = ["GenerativeModule", "figure_to_image", "save_or_log_image"]
 
 log = logging.getLogger(__name__)
-
-
-def figure_to_image(fig) -> Tensor:
-    """A matplotlib figure as a (3, H, W) uint8 tensor (rendered as PNG, Agg backend)."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    buffer.seek(0)
-    array = np.array(Image.open(buffer).convert("RGB"))
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()  # (3, H, W)
-
-
-def save_or_log_image(module: ZooModule, name: str, image: Tensor) -> Path | None:
-    """Log ``image`` ((C, H, W) uint8 or float in [0, 1]) to the trainer's logger if it takes images,
-    else save it as ``<log_dir>/images/<name>_epoch<NNN>.png``; returns the file written, if any."""
-    trainer = module.trainer
-    if image.dtype != torch.uint8:
-        image = (image.clamp(0, 1) * 255).round().to(torch.uint8)
-    image = image.cpu()
-    epoch = trainer.current_epoch
-    for logger in trainer.loggers:
-        experiment = getattr(logger, "experiment", None)
-        if hasattr(experiment, "add_image"):  # TensorBoard
-            experiment.add_image(name, image, global_step=trainer.global_step)
-            return None
-        if hasattr(logger, "log_image"):  # Weights & Biases
-            logger.log_image(key=name, images=[image.permute(1, 2, 0).numpy()], step=trainer.global_step)
-            return None
-    from PIL import Image
-
-    folder = Path(trainer.log_dir or trainer.default_root_dir) / "images"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name.replace('/', '_')}_epoch{epoch:03d}.png"
-    array = image.permute(1, 2, 0).numpy()
-    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path)
-    return path
 
 
 class GenerativeModule(ImageInputMixin, ZooModule):

@@ -1,0 +1,77 @@
+"""Figures per family (zoo.figures, zoo.classifier_figures): files in the run folder when the logger takes no images."""
+
+import csv
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from lightning.pytorch.loggers import CSVLogger
+from PIL import Image
+from torch.utils.data import DataLoader, TensorDataset
+
+import zoo
+from zoo.classifier_figures import ClassifierTestFigures
+
+NAMES = ["cat", "dog", "eel"]
+
+
+def trainer(tmp_path, **kwargs) -> L.Trainer:
+    defaults = dict(accelerator="cpu", logger=CSVLogger(tmp_path), enable_progress_bar=False, enable_model_summary=False,
+                    enable_checkpointing=False)  # fmt: skip
+    return L.Trainer(**{**defaults, **kwargs})
+
+
+def read_table(path) -> list[list[str]]:
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+def test_test_figures_count_confusions_and_keep_the_most_confident_mistakes():
+    figures = ClassifierTestFigures(num_classes=3, keep=2)
+    x = torch.arange(5.0).view(5, 1)  # each input holds its own index
+    probs = torch.tensor([[0.9, 0.05, 0.05], [0.1, 0.7, 0.2], [0.6, 0.3, 0.1], [0.2, 0.2, 0.6], [0.05, 0.9, 0.05]])
+    figures.update(x[:3], probs[:3], torch.tensor([0, 2, 1]))  # right, wrong (0.7), wrong (0.6)
+    figures.update(x[3:], probs[3:], torch.tensor([2, 0]))  # right, wrong (0.9)
+    assert figures.matrix.tolist() == [[1, 1, 0], [1, 0, 0], [0, 1, 1]]  # rows true, columns predicted
+    assert figures.inputs.flatten().tolist() == [4.0, 1.0]  # the two most confident of the three mistakes
+    assert figures.predicted.tolist() == [1, 1] and figures.target.tolist() == [0, 2]
+    assert figures.confidence.tolist() == pytest.approx([0.9, 0.7])
+
+
+def test_classifier_test_run_saves_confusion_matrix_with_class_names_and_error_grid(tmp_path):
+    torch.manual_seed(0)
+    model = zoo.create_model("lenet5", num_classes=3, class_names=NAMES, mean=[0.5], std=[0.25])
+    x, y = torch.randn(40, 1, 28, 28), torch.randint(0, 3, (40,))
+    trainer(tmp_path).test(model, DataLoader(TensorDataset(x, y), batch_size=16))
+    run = tmp_path / "lightning_logs" / "version_0"
+    table = read_table(run / "tables" / "test_confusion_matrix_epoch000.csv")
+    assert table[0] == ["true \\ predicted", *NAMES]
+    assert [row[0] for row in table[1:]] == NAMES
+    counts = torch.tensor([[int(c) for c in row[1:]] for row in table[1:]])  # (3, 3)
+    assert counts.sum(dim=1).tolist() == torch.bincount(y, minlength=3).tolist()  # every test sample, by true class
+    predicted = model.eval()(x).argmax(-1)
+    assert counts.diag().sum().item() == (predicted == y).sum().item()
+    with Image.open(run / "images" / "test_confusion_matrix_epoch000.png") as image:
+        assert image.size[0] >= 300 and image.size[1] >= 300
+    with Image.open(run / "images" / "test_most_confident_errors_epoch000.png") as image:
+        assert image.size[0] >= 4 * 200 and image.size[1] >= 4 * 200  # 16 of the mistakes, 4 x 4
+        assert len(np.unique(np.asarray(image.convert("L")))) > 50  # pixels drawn, not a blank canvas
+
+
+def test_non_image_classifier_gets_a_confusion_matrix_and_no_error_grid(tmp_path):
+    model = zoo.create_model("mlp", in_features=2, hidden_sizes=[8], num_classes=2, binary=True)
+    x, y = torch.randn(30, 2), torch.randint(0, 2, (30,))
+    trainer(tmp_path).test(model, DataLoader(TensorDataset(x, y), batch_size=10))
+    run = tmp_path / "lightning_logs" / "version_0"
+    assert sorted(p.name for p in (run / "images").iterdir()) == ["test_confusion_matrix_epoch000.png"]
+    table = read_table(run / "tables" / "test_confusion_matrix_epoch000.csv")
+    assert table[0] == ["true \\ predicted", "0", "1"]  # no class names: the indices
+    assert sum(int(c) for row in table[1:] for c in row[1:]) == 30
+
+
+def test_fast_dev_run_draws_nothing(tmp_path):
+    model = zoo.create_model("lenet5", num_classes=3)
+    loader = DataLoader(TensorDataset(torch.randn(8, 1, 28, 28), torch.randint(0, 3, (8,))), batch_size=4)
+    trainer(tmp_path, fast_dev_run=True, default_root_dir=tmp_path).test(model, loader)
+    assert not list(tmp_path.rglob("*.png")) and not list(tmp_path.rglob("*.csv"))
