@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
+
+from datamodules.sampler import ResumableSampler
 
 __all__ = [
     "DataNotFoundError",
@@ -139,6 +142,8 @@ class ZooDataModule(L.LightningDataModule):
         self.train_set: InMemoryDataset | None = None
         self.val_set: InMemoryDataset | None = None
         self.test_set: InMemoryDataset | None = None
+        self._train_sampler: ResumableSampler | None = None
+        self._train_sampler_state: dict[str, Any] | None = None  # restored from a checkpoint, applied to the next sampler
 
     # -- to implement -------------------------------------------------------------------------------
     def load(self) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor] | None]:
@@ -181,18 +186,54 @@ class ZooDataModule(L.LightningDataModule):
     def _loader(self, dataset: InMemoryDataset | None, shuffle: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() must run before asking for a dataloader")
+        sampler = None
+        if shuffle:  # the training loader: resumable mid-epoch, and blind to the global RNG
+            sampler = ResumableSampler(len(dataset), shuffle=True)
+            if self._train_sampler_state is not None:
+                sampler.load_state_dict(self._train_sampler_state)
+                self._train_sampler_state = None
+            self._train_sampler = sampler
+        # A private generator: creating an iterator then draws no number from the global RNG, so what the
+        # model draws (dropout, augmentation) does not depend on how often a loader was iterated.
+        generator = torch.Generator().manual_seed(sampler.seed if sampler is not None else 0)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             collate_fn=_keep_batch,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
+            generator=generator,
         )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)
+
+    # -- resume -------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The training sampler's seed, epoch and position, saved by Lightning in every checkpoint.
+
+        The position counts the batches the training loop has consumed (the loader's iterator runs a batch
+        ahead); once the epoch's batches are done (``limit_train_batches`` included) the epoch counts as over.
+        """
+        sampler = self._train_sampler
+        if sampler is None:
+            return {}
+        position = 0
+        trainer = self.trainer
+        if trainer is not None:
+            batches = trainer.fit_loop.epoch_loop.batch_progress.current.ready
+            done = batches >= trainer.num_training_batches
+            position = len(sampler) if done else min(batches * self.batch_size, len(sampler))
+        return {"train_sampler": sampler.state_dict(position=position)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` saved: the next training loader continues the interrupted epoch."""
+        self._train_sampler_state = state_dict.get("train_sampler")
+        if self._train_sampler is not None and self._train_sampler_state is not None:
+            self._train_sampler.load_state_dict(self._train_sampler_state)
+            self._train_sampler_state = None
 
     def val_dataloader(self) -> DataLoader | list:
         if self.val_set is not None and len(self.val_set) == 0:
