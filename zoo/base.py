@@ -25,13 +25,17 @@ from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
 
-__all__ = ["ClassifierModule", "RegressorModule", "SupervisedModule", "ZooModule"]
+__all__ = ["ClassifierModule", "IncompatibleDataError", "RegressorModule", "SupervisedModule", "ZooModule"]
 
 log = logging.getLogger(__name__)
 
 _OPTIMIZERS = ("sgd", "adam", "adamw")
 _SCHEDULERS = ("none", "cosine", "onecycle", "plateau")
 _STAGES = ("train", "val", "test")
+
+
+class IncompatibleDataError(ValueError):
+    """A model handed data it cannot read: another number of classes, or another input shape."""
 
 
 class ZooModule(L.LightningModule):
@@ -257,6 +261,35 @@ class ClassifierModule(SupervisedModule):
         self.binary = binary
         self.label_smoothing = label_smoothing
         self._build_metrics()
+
+    def setup(self, stage: str) -> None:
+        """Before any step runs: check that the trainer's datamodule fits this model (``check_datamodule``)."""
+        super().setup(stage)
+        self.check_datamodule(getattr(self.trainer, "datamodule", None))
+
+    def check_datamodule(self, datamodule: Any) -> None:
+        """Raise ``IncompatibleDataError`` when ``datamodule`` has another number of classes than this model,
+        or serves images of a shape it cannot read; say how to build the model for it.
+
+        Without this, a 5-class model fitted on 10-class data fails inside the loss with an index error,
+        and a wrong image size inside a convolution. A datamodule without ``num_classes`` / ``input_shape``
+        (or none, with plain dataloaders) is not checked.
+        """
+        if datamodule is None:
+            return
+        name, data = type(self).__name__, type(datamodule).__name__
+        classes = getattr(datamodule, "num_classes", None)
+        if isinstance(classes, int) and classes != self.num_classes:
+            raise IncompatibleDataError(
+                f"{name} was built for {self.num_classes} classes but {data} has {classes}: build it with "
+                f"num_classes={classes} (a pretrained= start then gets a fresh {classes}-class head)"
+            )
+        shape = getattr(datamodule, "input_shape", None)
+        if isinstance(shape, tuple) and len(shape) == 3:  # images, float once preprocessed
+            try:
+                self.check_input(torch.zeros(1, *shape))
+            except ValueError as e:
+                raise IncompatibleDataError(f"{data} serves images of shape {shape}, which {name} cannot read: {e}") from None
 
     @property
     def num_outputs(self) -> int:

@@ -32,8 +32,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 import datamodules  # noqa: F401  (makes every datamodule selectable by class name)
 import zoo  # noqa: F401  (makes every model selectable by class name)
 from datamodules.base import DataNotFoundError, ZooDataModule
-from zoo.base import ZooModule
-from zoo.base import IncompatibleDataError
+from zoo.base import IncompatibleDataError, ZooModule
 from zoo.callbacks import EpochLineProgressBar
 from zoo.cli_errors import ConfigError, ZooArgumentParser, check_linked_arguments, constructor_error
 
