@@ -75,3 +75,32 @@ def test_fast_dev_run_draws_nothing(tmp_path):
     loader = DataLoader(TensorDataset(torch.randn(8, 1, 28, 28), torch.randint(0, 3, (8,))), batch_size=4)
     trainer(tmp_path, fast_dev_run=True, default_root_dir=tmp_path).test(model, loader)
     assert not list(tmp_path.rglob("*.png")) and not list(tmp_path.rglob("*.csv"))
+
+
+def test_no_logger_no_figures(tmp_path):
+    model = zoo.create_model("lenet5", num_classes=3)
+    loader = DataLoader(TensorDataset(torch.randn(8, 1, 28, 28), torch.randint(0, 3, (8,))), batch_size=4)
+    trainer(tmp_path, logger=False, default_root_dir=tmp_path).test(model, loader)  # logging off: nothing written
+    assert not list(tmp_path.rglob("*.png")) and not list(tmp_path.rglob("*.csv"))
+
+
+def test_translation_models_log_a_table_of_sample_translations(tmp_path):
+    from datamodules import TranslationDataModule
+
+    dm = TranslationDataModule(num_train=200, num_test=20, batch_size=16)
+    dm.setup()
+    model = zoo.create_model("seq2seq", embedding_dim=16, hidden_size=32, beam_size=2, src_vocab_size=dm.src_vocab_size,
+                             tgt_vocab_size=dm.tgt_vocab_size, src_tokenizer=dm.src_tokenizer, tgt_tokenizer=dm.tgt_tokenizer)  # fmt: skip
+    run = trainer(tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=2, limit_test_batches=1)
+    run.fit(model, datamodule=dm)
+    run.test(model, datamodule=dm)
+    _, val, test = dm.split_pairs()
+    tables = tmp_path / "lightning_logs" / "version_0" / "tables"
+    for name, pairs in [("val_translations_epoch000.csv", val), ("test_translations_epoch001.csv", test)]:
+        header, *rows = read_table(tables / name)
+        assert header == ["source", "reference", "output"]
+        assert len(rows) == model.num_logged_translations
+        references = dict(pairs)
+        for source, reference, _ in rows:  # the data's own sentences (a word outside the vocabulary reads <unk>)
+            assert reference == references[source] or "<unk>" in reference
+        assert all(isinstance(output, str) for *_, output in rows)

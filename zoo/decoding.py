@@ -197,6 +197,7 @@ class TranslationModule(ZooModule):
         # Bounded by the references' length (+ a margin): an untrained model stops there, not at max_decode_len.
         max_len = min(self.max_decode_len, tgt.shape[1] + 4)
         hyp = beam_search(self, src, max_len, beam_size=beam_size)
+        self._keep_samples(src, tgt, hyp)
         hyp_words, ref_words = _words(hyp), _words(tgt[:, 1:])
         exact = torch.tensor([h == r for h, r in zip(hyp_words, ref_words)], dtype=torch.float, device=src.device)
         getattr(self, f"{stage}_exact_match").update(exact)
@@ -205,6 +206,50 @@ class TranslationModule(ZooModule):
         self.log(f"{stage}/exact_match", getattr(self, f"{stage}_exact_match"), on_epoch=True, prog_bar=True, batch_size=len(src))
         self.log(f"{stage}/bleu", bleu, on_epoch=True, prog_bar=True, batch_size=len(src))
         return loss
+
+    # -- a table of sample translations per validation epoch and test run (zoo.figures) ------------------
+    #: Sentences in the table: the first ones of the validation / test set.
+    num_logged_translations: int = 8
+
+    def _keep_samples(self, src: Tensor, tgt: Tensor, hyp: Tensor) -> None:
+        kept = getattr(self, "_samples", None)
+        if kept is not None and len(kept) < self.num_logged_translations:
+            for s, t, h in zip(src.tolist(), tgt[:, 1:].tolist(), hyp.tolist()):  # reference without bos
+                kept.append((s, t, h))
+            del kept[self.num_logged_translations :]
+
+    def translation_rows(self, samples: list[tuple[list[int], list[int], list[int]]]) -> list[list[str]]:
+        """(source, reference, output) id lists -> rows of text (ids when the model has no stored tokenizers)."""
+        try:
+            src_tok, tgt_tok = self.tokenizers()
+            texts = (src_tok.decode, tgt_tok.decode, tgt_tok.decode)
+        except ValueError:
+            texts = (lambda ids: " ".join(_words(torch.tensor([ids]))[0]),) * 3
+        return [[decode(ids) for decode, ids in zip(texts, sample)] for sample in samples]
+
+    def _start_samples(self) -> None:
+        from zoo.figures import should_draw
+
+        self._samples = [] if should_draw(self) else None
+
+    def _log_samples(self, stage: str) -> None:
+        samples, self._samples = getattr(self, "_samples", None), None
+        if samples:
+            from zoo.figures import save_or_log_table
+
+            save_or_log_table(self, f"{stage}/translations", ["source", "reference", "output"], self.translation_rows(samples))
+
+    def on_validation_epoch_start(self) -> None:
+        self._start_samples()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_samples("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._start_samples()
+
+    def on_test_epoch_end(self) -> None:
+        self._log_samples("test")
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         return self._evaluate(batch, "val", beam_size=1)  # greedy: cheap enough for every epoch

@@ -4,12 +4,13 @@ Every family logs its pictures through ``save_or_log_image`` and its tables thro
 
 * TensorBoard (``TensorBoardLogger``): ``add_image`` / ``add_text`` (a markdown table);
 * Weights & Biases (``WandbLogger``): ``log_image`` / ``log_table``;
-* a logger that takes neither (``CSVLogger``), or no logger: a PNG under ``<log_dir>/images/`` and a CSV
-  under ``<log_dir>/tables/``, named ``<name>_epoch<NNN>`` (``/`` in the name becomes ``_``).
+* a logger that takes neither (``CSVLogger``, the CLI's default): a PNG under ``<log_dir>/images/`` and a
+  CSV under ``<log_dir>/tables/``, named ``<name>_epoch<NNN>`` (``/`` in the name becomes ``_``);
+* no logger (``logger=False``, ``--trainer.logger false``): logging is off, nothing is drawn or written.
 
 Plots are drawn with matplotlib's Agg backend (no display needed) and turned into (3, H, W) uint8 tensors
-by ``figure_to_image``. Only the global-zero process writes; the fast_dev_run smoke test writes nothing
-(``should_draw``).
+by ``figure_to_image``. Only the global-zero process draws; the sanity check and the fast_dev_run smoke
+test draw nothing (``should_draw``).
 """
 
 from __future__ import annotations
@@ -52,10 +53,10 @@ def new_figure(width: float, height: float):
 
 
 def should_draw(module: L.LightningModule) -> bool:
-    """Whether ``module`` should draw its figures now: attached to a trainer, on the global-zero process,
-    not in the sanity check or a fast_dev_run smoke test."""
+    """Whether ``module`` should draw its figures now: attached to a trainer that has a logger, on the
+    global-zero process, not in the sanity check or a fast_dev_run smoke test."""
     trainer = module._trainer
-    if trainer is None:
+    if trainer is None or not trainer.loggers:
         return False
     return trainer.is_global_zero and not trainer.sanity_checking and not trainer.fast_dev_run
 
@@ -71,8 +72,11 @@ def _file_name(name: str, epoch: int, suffix: str) -> str:
 
 def save_or_log_image(module: L.LightningModule, name: str, image: Tensor) -> Path | None:
     """Log ``image`` ((C, H, W), uint8 or float in [0, 1]) to every logger of the trainer that takes images;
-    when none does, save it as ``<log_dir>/images/<name>_epoch<NNN>.png``. Returns the file written, if any."""
+    when none does, save it as ``<log_dir>/images/<name>_epoch<NNN>.png``; without a logger, do nothing.
+    Returns the file written, if any."""
     trainer = module.trainer
+    if not trainer.loggers:
+        return None
     if image.dtype != torch.uint8:
         image = (image.clamp(0, 1) * 255).round().to(torch.uint8)
     image = image.cpu()  # (C, H, W)
@@ -108,8 +112,11 @@ def _markdown(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def save_or_log_table(module: L.LightningModule, name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Path | None:
     """Log a table to every logger that takes one (W&B ``log_table``; TensorBoard ``add_text`` as markdown);
-    when none does, save it as ``<log_dir>/tables/<name>_epoch<NNN>.csv``. Returns the file written, if any."""
+    when none does, save it as ``<log_dir>/tables/<name>_epoch<NNN>.csv``; without a logger, do nothing.
+    Returns the file written, if any."""
     trainer = module.trainer
+    if not trainer.loggers:
+        return None
     columns = [str(c) for c in columns]
     rows = [list(row) for row in rows]
     if any(len(row) != len(columns) for row in rows):
