@@ -104,3 +104,29 @@ def test_translation_models_log_a_table_of_sample_translations(tmp_path):
         for source, reference, _ in rows:  # the data's own sentences (a word outside the vocabulary reads <unk>)
             assert reference == references[source] or "<unk>" in reference
         assert all(isinstance(output, str) for *_, output in rows)
+
+
+def test_dqn_logs_the_episode_return_curve_each_validation(tmp_path):
+    model = zoo.create_model("dqn", hidden_sizes=[16], batch_size=8, buffer_size=200, learning_starts=20, steps_per_epoch=60,
+                             eval_episodes=2, train_frequency=1)  # fmt: skip
+    trainer(tmp_path, max_epochs=2, num_sanity_val_steps=0).fit(model)
+    images = tmp_path / "lightning_logs" / "version_0" / "images"
+    assert sorted(p.name for p in images.iterdir()) == ["val_episode_returns_epoch000.png", "val_episode_returns_epoch001.png"]
+    assert len(model._val_returns) == 2 and len(model._train_returns) >= 2  # CartPole's random episodes last ~20 steps
+    assert [step for step, _ in model._val_returns] == sorted(step for step, _ in model._val_returns)
+    with Image.open(images / "val_episode_returns_epoch001.png") as image:
+        assert image.size == (700, 400)
+
+
+def test_forecaster_logs_forecast_against_truth_on_the_test_span(tmp_path):
+    from datamodules import TimeSeriesDataModule
+
+    dm = TimeSeriesDataModule(window=12, horizon=3, batch_size=64)
+    model = zoo.create_model("lstm_forecaster", window=12, horizon=3, hidden_size=8, num_layers=1)
+    trainer(tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=1).fit(model, datamodule=dm)
+    forecasts = []
+    model._record_test_output = lambda x, output, y, record=model._record_test_output: (forecasts.append(output), record(x, output, y))
+    trainer(tmp_path, logger=CSVLogger(tmp_path, version="test")).test(model, datamodule=dm)
+    assert sum(len(f) for f in forecasts) == len(dm.test_set)  # every test window went into the figure
+    with Image.open(tmp_path / "lightning_logs" / "test" / "images" / "test_forecast_epoch000.png") as image:
+        assert image.size == (800, 400)

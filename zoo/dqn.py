@@ -237,6 +237,8 @@ class DQN(ZooModule):
         self._torch_threads = torch.get_num_threads()
         if self.device.type == "cpu":
             torch.set_num_threads(1)
+        self._train_returns: list[tuple[int, float]] = []  # (env step, return): the return curve, a figure only
+        self._val_returns: list[tuple[int, float]] = []
 
     def on_train_start(self) -> None:
         if self._env is None:
@@ -286,6 +288,7 @@ class DQN(ZooModule):
 
         # Plumbing: logging (sparse, a self.log call costs as much as a small gradient step).
         for episode_return in episode_returns:
+            self._train_returns.append((int(self.env_steps), episode_return))
             self.log("train/episode_return", episode_return, on_step=True, on_epoch=False, prog_bar=True)
             self.log("train/epsilon", self.epsilon, on_step=True, on_epoch=False)
             self.log("train/env_steps", self.env_steps.float(), on_step=True, on_epoch=False)
@@ -355,6 +358,8 @@ class DQN(ZooModule):
 
     def validation_step(self, seeds: Tensor, batch_idx: int) -> Tensor:
         returns = self._eval_step(seeds, "val")
+        if not self.trainer.sanity_checking and hasattr(self, "_val_returns"):
+            self._val_returns.append((int(self.env_steps), float(returns.mean())))
         hp = self.hparams
         if hp.solved_return is not None and not self.trainer.sanity_checking and returns.mean() >= hp.solved_return:
             if self.solved_at_step < 0:
@@ -362,6 +367,15 @@ class DQN(ZooModule):
             log.info("solved: mean return %.1f over %d episodes after %d env steps", returns.mean(), len(returns), int(self.env_steps))
             self.trainer.should_stop = True
         return returns
+
+    def on_validation_epoch_end(self) -> None:
+        """Log the episode-return curve so far (``zoo.plots.return_curve_figure``)."""
+        from zoo.figures import figure_to_image, save_or_log_image, should_draw
+        from zoo.plots import return_curve_figure
+
+        if should_draw(self) and getattr(self, "_train_returns", None):
+            figure = return_curve_figure(self._train_returns, self._val_returns, solved_return=self.hparams.solved_return)
+            save_or_log_image(self, "val/episode_returns", figure_to_image(figure))
 
     def test_step(self, seeds: Tensor, batch_idx: int) -> Tensor:
         return self._eval_step(seeds, "test")

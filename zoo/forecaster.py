@@ -93,8 +93,41 @@ class LSTMForecaster(RegressorModule):
         metrics.update(output.detach(), y)
         units = getattr(self, f"{stage}_unit_metrics")
         units.update(output.detach() * self.target_std, y * self.target_std)
+        if stage == "test":
+            self._record_test_output(x, output, y)
         on_step = stage == "train"
         self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(x))
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=len(x))
         self.log_dict(units, on_step=False, on_epoch=True, batch_size=len(x))
         return loss
+
+    # -- figure: forecast vs truth over the test span (zoo.plots, zoo.figures) -----------------------------
+    def on_test_epoch_start(self) -> None:
+        from zoo.figures import should_draw
+
+        self._test_forecasts: list[tuple[Tensor, Tensor]] | None = [] if should_draw(self) else None
+
+    def _record_test_output(self, x: Tensor, output: Tensor, target: Tensor) -> None:
+        if getattr(self, "_test_forecasts", None) is not None:
+            self._test_forecasts.append((output.detach().float().cpu(), target.detach().float().cpu()))
+
+    def on_test_epoch_end(self) -> None:
+        kept, self._test_forecasts = getattr(self, "_test_forecasts", None), None
+        if not kept:
+            return
+        from zoo.figures import figure_to_image, save_or_log_image
+        from zoo.plots import forecast_figure
+
+        output, target = torch.cat([o for o, _ in kept]), torch.cat([t for _, t in kept])  # (N, horizon) each, in time order
+        to_units = getattr(getattr(self.trainer, "datamodule", None), "to_units", None)
+        units = "series units" if to_units else "scaled value"
+        if to_units is None:
+            to_units = lambda scaled: scaled  # noqa: E731
+        truth = to_units(target[:, 0]).numpy()  # (N,): the value one step after each window
+        forecasts = {"1 step ahead": to_units(output[:, 0]).numpy()}
+        if self.horizon > 1:  # the forecast made horizon steps earlier for the same time step
+            shift = self.horizon - 1
+            ahead = torch.full((len(output),), float("nan"))
+            ahead[shift:] = to_units(output[: len(output) - shift, -1])
+            forecasts[f"{self.horizon} steps ahead"] = ahead.numpy()
+        save_or_log_image(self, "test/forecast", figure_to_image(forecast_figure(truth, forecasts, units=units)))
