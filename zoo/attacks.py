@@ -182,15 +182,19 @@ def robustness(
     std: Sequence[float] | None = None,
     plot: str | Path | None = None,
     class_names: list[str] | None = None,
+    progress: bool | None = None,
 ) -> dict[float, float]:
     """Accuracy under FGSM at each epsilon over normalized ``(x, y)`` batches (a datamodule's test loader
     after ``preprocess``); optionally saves the plot. The model is put in eval mode. ``mean``/``std``
-    default to the normalization the model recorded."""
+    default to the normalization the model recorded. ``progress``: a bar over the batches on standard
+    error (None: on a terminal only; see ``zoo.progress``)."""
+    from zoo.progress import progress_bar
+
     model.eval()
     mean, std = _resolve(model, mean, std)
     device = next(model.parameters()).device
     tally = _Tally(epsilons, num_examples=8 if plot else 0)
-    for x, y in batches:
+    for x, y in progress_bar(batches, desc=f"FGSM, {len(tally.epsilons)} budgets", unit="batch", progress=progress):
         tally.update(model, x.to(device), y.to(device), mean, std)
     results = tally.accuracies()
     if plot:

@@ -319,14 +319,18 @@ class DQN(ZooModule):
 
     # -- evaluation ---------------------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self, seeds: list[int]) -> Tensor:
-        """Returns (N,) of greedy episodes, one per seed, all stepped in lockstep with batched Q-values."""
+    def evaluate(self, seeds: list[int], progress: bool | None = None) -> Tensor:
+        """Returns (N,) of greedy episodes, one per seed, all stepped in lockstep with batched Q-values.
+        ``progress``: a bar of finished episodes on standard error (None: on a terminal only; ``zoo.progress``)."""
+        from zoo.progress import progress_bar
+
         while len(self._eval_envs) < len(seeds):
             self._eval_envs.append(make_env(self.hparams.env_id))
         envs = self._eval_envs[: len(seeds)]
         obs = np.stack([env.reset(seed=int(s))[0] for env, s in zip(envs, seeds)]).astype(np.float32)  # (N, D)
         returns = np.zeros(len(seeds))
         active = np.ones(len(seeds), dtype=bool)
+        bar = progress_bar(total=len(seeds), desc="DQN evaluation", unit="episode", progress=progress)
         while active.any():
             idx = np.flatnonzero(active)
             actions = self.q_net(torch.as_tensor(obs[idx], device=self.device)).argmax(dim=1).tolist()  # (n,)
@@ -334,6 +338,8 @@ class DQN(ZooModule):
                 obs[i], reward, terminated, truncated, _ = envs[i].step(action)
                 returns[i] += reward
                 active[i] = not (terminated or truncated)
+            bar.update(int(len(idx) - active[idx].sum()))  # episodes that ended this step
+        bar.close()
         return torch.as_tensor(returns, dtype=torch.float32)
 
     def _eval_loader(self, first_seed: int) -> DataLoader:
@@ -350,7 +356,9 @@ class DQN(ZooModule):
         return self._eval_loader(self.hparams.test_seed)
 
     def _eval_step(self, seeds: Tensor, stage: str) -> Tensor:
-        returns = self.evaluate(seeds.tolist())
+        from zoo.progress import loop_progress
+
+        returns = self.evaluate(seeds.tolist(), progress=loop_progress(None, self.trainer))
         self.log(f"{stage}/return", returns.mean(), prog_bar=True, batch_size=len(returns))
         self.log(f"{stage}/return_std", returns.std(unbiased=False), batch_size=len(returns))
         self.log(f"{stage}/env_steps", self.env_steps.float(), batch_size=len(returns))

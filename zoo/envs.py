@@ -30,7 +30,10 @@ def make_env(env_id: str, render_mode: str | None = None) -> gym.Env:
     return env
 
 
-def play(model: DQN | str, env_id: str | None = None, episodes: int = 1, *, seed: int = 0, gif: str | None = None, fps: int = 50) -> list[float]:
+def play(
+    model: DQN | str, env_id: str | None = None, episodes: int = 1, *, seed: int = 0, gif: str | None = None, fps: int = 50,
+    progress: bool | None = None,
+) -> list[float]:
     """Run the greedy policy of ``model`` for ``episodes`` episodes; returns their returns.
 
     Args:
@@ -40,8 +43,11 @@ def play(model: DQN | str, env_id: str | None = None, episodes: int = 1, *, seed
         seed: seed of the first episode.
         gif: if given, render every frame (``render_mode="rgb_array"``) into this animated GIF.
         fps: frame rate of the GIF.
+        progress: a bar over the episodes on standard error: True, False, or None (on a terminal only).
     """
     from PIL import Image
+
+    from zoo.progress import progress_bar
 
     if isinstance(model, (str, os.PathLike)):
         from zoo.pretrained import load_trained
@@ -52,7 +58,7 @@ def play(model: DQN | str, env_id: str | None = None, episodes: int = 1, *, seed
     model.eval()
     frames, returns = [], []
     try:
-        for episode in range(episodes):
+        for episode in progress_bar(range(episodes), desc="play", unit="episode", progress=progress):
             obs, _ = env.reset(seed=seed + episode)
             done, total = False, 0.0
             while not done:

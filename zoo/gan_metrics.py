@@ -64,6 +64,8 @@ class GANQualityMetrics(L.Callback):
         num_samples: real and generated images compared per validation.
         every_n_epochs: compute the metrics every this many epochs.
         batch_size: generated images per generator call.
+        progress: a bar over the generated images on standard error: True, False, or None (on a terminal,
+            unless a rich progress bar is live).
     """
 
     def __init__(
@@ -73,12 +75,14 @@ class GANQualityMetrics(L.Callback):
         num_samples: int = 2000,
         every_n_epochs: int = 1,
         batch_size: int = 500,
+        progress: bool | None = None,
     ) -> None:
         self.classifier_path = classifier
         self.classifier_class = classifier_class
         self.num_samples = num_samples
         self.every_n_epochs = every_n_epochs
         self.batch_size = batch_size
+        self.progress = progress
         self.classifier: ClassifierModule | None = None
         self.fid: FrechetInceptionDistance | None = None
         self._real = 0
@@ -114,6 +118,10 @@ class GANQualityMetrics(L.Callback):
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self._active(trainer) or self._real < 2:
             return
+        from zoo.progress import loop_progress, progress_bar
+
+        shown = loop_progress(self.progress, trainer)
+        bar = progress_bar(total=self.num_samples, desc="GAN metrics: generating", unit="image", progress=shown)
         correct, made = 0, 0
         while made < self.num_samples:
             n = min(self.batch_size, self.num_samples - made)
@@ -124,6 +132,8 @@ class GANQualityMetrics(L.Callback):
             if labels is not None:
                 correct += int((self.classifier(images).argmax(dim=1) == labels).sum())
             made += n
+            bar.update(n)
+        bar.close()
         pl_module.log("val/fid", self.fid.compute().float(), prog_bar=True)
         if pl_module.conditional:
             pl_module.log("val/class_acc", correct / made, prog_bar=True)
