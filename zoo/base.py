@@ -237,7 +237,8 @@ class ClassifierModule(SupervisedModule):
     """Base of every classifier: ``forward = forward_head(forward_features(x))``.
 
     Subclasses build ``self.head`` (an ``nn.Linear(num_features, num_outputs)``) and define
-    ``forward_features`` and ``num_features``.
+    ``forward_features`` and ``num_features``. A test run logs a confusion matrix with the class names and
+    a grid of the most confident mistakes (``zoo.classifier_figures``) to the trainer's logger.
 
     Args:
         num_classes: number of classes; with ``binary`` it must be 2.
