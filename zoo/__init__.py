@@ -18,6 +18,7 @@ from zoo.base import ClassifierModule, RegressorModule, SupervisedModule, ZooMod
 from zoo.checkpoint import load_checkpoint
 from zoo.cnn import SimpleCNN
 from zoo.decoding import translate
+from zoo.deploy import export_onnx, export_program, read_export_metadata
 from zoo.dqn import DQN
 from zoo.envs import play
 from zoo.forecaster import LSTMForecaster
@@ -69,6 +70,8 @@ __all__ = [
     "ZooModule",
     "attacks",
     "create_model",
+    "export_onnx",
+    "export_program",
     "generate",
     "get_model_class",
     "get_weights",
@@ -78,6 +81,7 @@ __all__ = [
     "load_pretrained",
     "play",
     "predict",
+    "read_export_metadata",
     "register_model",
     "translate",
 ]
