@@ -24,9 +24,52 @@ from torch import Tensor
 
 from zoo.base import ClassifierModule
 
-__all__ = ["ImageInput", "predict"]
+__all__ = ["IMAGE_SUFFIXES", "ImageInput", "UnreadableImageError", "find_images", "load_image", "predict"]
 
 ImageInput = str | os.PathLike | Image.Image | Tensor
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+class UnreadableImageError(ValueError):
+    """An image file that PIL cannot decode (empty, truncated, not an image); ``path`` names it."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        super().__init__(f"cannot read image {os.fspath(path)}: {reason}")
+        self.path = os.fspath(path)
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """The decoded image in ``path``; an ``UnreadableImageError`` naming the file when PIL cannot decode it."""
+    try:
+        with Image.open(path) as image:
+            image.load()  # decode now: a truncated file fails here, not later inside a batch
+            return image.copy()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:  # PIL's ways of saying "not an image"
+        raise UnreadableImageError(path, str(e) or type(e).__name__) from e
+
+
+def find_images(paths: Sequence[str | os.PathLike], suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[str]:
+    """Image files among ``paths``: files as given, folders searched recursively (sorted; hidden files skipped).
+
+    A path that does not exist is a ``FileNotFoundError``; a folder holding no image a ``ValueError``.
+    """
+    found: list[str] = []
+    for path in map(os.fspath, paths):
+        if os.path.isdir(path):
+            inside = sorted(
+                os.path.join(root, name)
+                for root, dirs, names in os.walk(path)
+                for name in names
+                if name.lower().endswith(tuple(suffixes)) and not name.startswith(".")
+            )
+            if not inside:
+                raise ValueError(f"no images ({', '.join(suffixes)}) under the folder {path}")
+            found += inside
+        elif os.path.isfile(path):
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"no such file or folder: {path}")
+    return found
 
 
 def _as_list(inputs: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
@@ -56,7 +99,7 @@ def predict(
         batch_size: images per forward pass.
 
     Labels are the model's class names (ImageNet's, or the datamodule's it was trained on), else the
-    class indices as strings.
+    class indices as strings. A file PIL cannot decode raises ``UnreadableImageError`` (a ValueError) naming it.
     """
     if isinstance(model, (str, os.PathLike)):
         from zoo.pretrained import load_trained
@@ -77,8 +120,7 @@ def predict(
             batch = []
             for item in images[start : start + batch_size]:
                 if isinstance(item, (str, os.PathLike)):
-                    with Image.open(item) as image:
-                        batch.append(transform(image))
+                    batch.append(transform(load_image(item)))
                 else:
                     batch.append(transform(item))
             probs = model.predict_step(torch.stack(batch).to(device), 0)  # (B, num_classes)
