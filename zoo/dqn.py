@@ -263,6 +263,7 @@ class DQN(ZooModule):
             episode_return = self.play_step(float(self.epsilon))
             if episode_return is not None:
                 episode_returns.append(episode_return)
+                self._train_returns.append((int(self.env_steps), episode_return))  # plumbing: the return curve
 
         opt = self.optimizers()
         for _ in range(hp.gradient_steps):
@@ -288,7 +289,6 @@ class DQN(ZooModule):
 
         # Plumbing: logging (sparse, a self.log call costs as much as a small gradient step).
         for episode_return in episode_returns:
-            self._train_returns.append((int(self.env_steps), episode_return))
             self.log("train/episode_return", episode_return, on_step=True, on_epoch=False, prog_bar=True)
             self.log("train/epsilon", self.epsilon, on_step=True, on_epoch=False)
             self.log("train/env_steps", self.env_steps.float(), on_step=True, on_epoch=False)
