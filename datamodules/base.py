@@ -19,9 +19,10 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.sampler import ResumableSampler
+from datamodules.sampler import ResumableDataLoader, ResumableSampler
 
 __all__ = [
+    "CorruptDataError",
     "DataNotFoundError",
     "ImageDataModule",
     "InMemoryDataset",
@@ -33,6 +34,11 @@ __all__ = [
 
 class DataNotFoundError(FileNotFoundError):
     """A dataset's files are neither on disk nor downloadable; the message says where to put them."""
+
+
+class CorruptDataError(ValueError):
+    """A data file that cannot be read as its format says (truncated, wrong magic number, malformed line,
+    missing column, undecodable image); the message names the file, and the line where there is one."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -186,6 +192,12 @@ class ZooDataModule(L.LightningDataModule):
     def _loader(self, dataset: InMemoryDataset | None, shuffle: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() must run before asking for a dataloader")
+        options = dict(batch_size=self.batch_size, collate_fn=_keep_batch, num_workers=self.num_workers,
+                       persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available())  # fmt: skip
+        if shuffle and self.trainer is not None and self.trainer.world_size > 1:
+            # Several processes: Lightning shards a shuffling loader with its DistributedSampler (resumable
+            # at epoch ends only).
+            return DataLoader(dataset, shuffle=True, **options)
         sampler = None
         if shuffle:  # the training loader: resumable mid-epoch, and blind to the global RNG
             sampler = ResumableSampler(len(dataset), shuffle=True)
@@ -195,17 +207,10 @@ class ZooDataModule(L.LightningDataModule):
             self._train_sampler = sampler
         # A private generator: creating an iterator then draws no number from the global RNG, so what the
         # model draws (dropout, augmentation) does not depend on how often a loader was iterated.
-        generator = torch.Generator().manual_seed(sampler.seed if sampler is not None else 0)
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            collate_fn=_keep_batch,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
-            generator=generator,
-        )
+        options["generator"] = torch.Generator().manual_seed(sampler.seed if sampler is not None else 0)
+        if sampler is not None:
+            return ResumableDataLoader(dataset, sampler=sampler, consumed=self._consumed_train_samples, **options)
+        return DataLoader(dataset, shuffle=False, **options)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)
@@ -214,19 +219,25 @@ class ZooDataModule(L.LightningDataModule):
     def state_dict(self) -> dict[str, Any]:
         """The training sampler's seed, epoch and position, saved by Lightning in every checkpoint.
 
-        The position counts the batches the training loop has consumed (the loader's iterator runs a batch
-        ahead); once the epoch's batches are done (``limit_train_batches`` included) the epoch counts as over.
+        The training loader saves the same state (Lightning's ``combined_loader``); the datamodule's copy is
+        restored before any loader exists, so it also holds when ``configure_optimizers`` builds the loaders
+        early (``estimated_stepping_batches``, for the cosine and one-cycle schedules).
         """
-        sampler = self._train_sampler
-        if sampler is None:
+        if self._train_sampler is None:
             return {}
-        position = 0
-        trainer = self.trainer
-        if trainer is not None:
-            batches = trainer.fit_loop.epoch_loop.batch_progress.current.ready
-            done = batches >= trainer.num_training_batches
-            position = len(sampler) if done else min(batches * self.batch_size, len(sampler))
-        return {"train_sampler": sampler.state_dict(position=position)}
+        return {"train_sampler": self._train_sampler.state_dict(position=self._consumed_train_samples())}
+
+    def _consumed_train_samples(self) -> int:
+        """Samples of the current epoch the training loop has used: its loader's iterator runs a batch ahead
+        (Lightning prefetches), so the loop's own count is the one to trust. A finished epoch
+        (``limit_train_batches`` included) counts as the whole data."""
+        sampler, trainer = self._train_sampler, self.trainer
+        if sampler is None or trainer is None:
+            return 0
+        batches = trainer.fit_loop.epoch_loop.batch_progress.current.ready
+        if batches >= trainer.num_training_batches:
+            return len(sampler)
+        return min(batches * self.batch_size, len(sampler))
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what ``state_dict`` saved: the next training loader continues the interrupted epoch."""

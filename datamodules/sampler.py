@@ -17,13 +17,13 @@ depends on nor disturbs what the model draws (dropout, augmentation).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, Sampler
 
-__all__ = ["ResumableSampler", "default_seed"]
+__all__ = ["ResumableDataLoader", "ResumableSampler", "default_seed"]
 
 
 def default_seed() -> int:
@@ -95,3 +95,27 @@ class ResumableSampler(Sampler[int]):
             epoch, position = epoch + 1, 0
         self.epoch = epoch
         self._resume_at = (epoch, position)
+
+
+class ResumableDataLoader(DataLoader):
+    """A DataLoader over a ``ResumableSampler`` that Lightning treats as resumable: it saves ``state_dict()`` in
+    each checkpoint (``loops.fit_loop.state_dict.combined_loader``) and calls ``load_state_dict`` on resume.
+
+    Args:
+        *args: ``DataLoader``'s; its ``sampler`` is a ``ResumableSampler`` (another one makes it stateless).
+        consumed: returns how many samples of the current epoch the training loop has used (None: 0).
+        **kwargs: ``DataLoader``'s.
+    """
+
+    def __init__(self, *args: Any, consumed: Callable[[], int] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.consumed = consumed
+
+    def state_dict(self) -> dict[str, Any]:
+        if not isinstance(self.sampler, ResumableSampler):  # Lightning swapped it (overfit_batches): nothing to resume
+            return {}
+        return self.sampler.state_dict(position=self.consumed() if self.consumed is not None else 0)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict and isinstance(self.sampler, ResumableSampler):
+            self.sampler.load_state_dict(state_dict)

@@ -81,14 +81,14 @@ def test_gan_manual_optimization_raise_and_skip(name, tmp_path):
         return zoo.create_model(name, latent_dim=8, num_sample_images=4, **small)
 
     with pytest.raises(NonFiniteLossError, match=rf"at global step {2 * BAD_BATCH} \(epoch 0, batch {BAD_BATCH}\)"):
-        trainer(tmp_path, NonFiniteLossGuard(), limit_val_batches=0).fit(gan(), loader(image=True))
+        trainer(tmp_path, NonFiniteLossGuard(), limit_val_batches=0).fit(gan(), loader(n=32, image=True))
 
     model, guard = gan(), NonFiniteLossGuard(mode="skip")
     with pytest.warns(RuntimeWarning, match="step skipped"):
-        trainer(tmp_path, guard, limit_val_batches=0).fit(model, loader(image=True))
+        trainer(tmp_path, guard, limit_val_batches=0).fit(model, loader(n=32, image=True))
     assert guard.skipped_steps >= 1
     assert finite(model)  # parameters, and the discriminator's BatchNorm statistics for the DCGAN
-    assert int(model.g_updates) == len(loader(image=True))  # the generator kept training
+    assert int(model.g_updates) == len(loader(n=32, image=True))  # the generator kept training
 
 
 @pytest.mark.parametrize("option, mode", [([], "raise"), (["--on_nonfinite_loss", "skip"], "skip")])

@@ -40,6 +40,9 @@ class EpochLineProgressBar(ProgressBar):
         )
         print(f"{prefix} ({time.perf_counter() - self._start:.1f} s)  {shown}", flush=True)
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = time.perf_counter()  # a fit resumed mid-epoch gets no on_train_epoch_start for that epoch
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = time.perf_counter()
 

@@ -9,11 +9,16 @@ path (``--model zoo.LeNet5``). On top of Lightning's CLI it
   ``class_names``; vocabularies and series sizes. An argument the model does not take gets no link, so
   the checkpoint's hyperparameters are exactly the model's arguments;
 * adds a ModelCheckpoint that keeps the best model by the model's own metric (``val/acc`` for
-  classifiers, ``val/loss`` for regressors) plus ``last.ckpt``, unless the config brings its own;
+  classifiers, ``val/loss`` for regressors) and a ``LastCheckpoint`` that keeps ``last.ckpt`` current,
+  unless the config brings its own;
 * logs to CSV (``<default_root_dir>/lightning_logs/version_N/metrics.csv``) unless ``--trainer.logger``
   names another logger (``TensorBoardLogger``, ``WandbLogger``) or ``false``;
 * shows a live (rich) progress bar on a terminal, one line per epoch elsewhere (logs, pipes, CI);
-* adds ``--test_after_fit``: test the best checkpoint once fit ends, then print how to load it.
+* adds ``--test_after_fit``: test the best checkpoint once fit ends, then print how to load it;
+* survives faults: checkpoints are written atomically (``zoo.checkpoint_io``), ``--checkpoint_every_n_steps N``
+  refreshes ``last.ckpt`` mid-epoch, the random generators and the data order are saved in every
+  checkpoint (``zoo.resume``), ``--ckpt_path last`` finds the newest ``last.ckpt`` of earlier runs, and
+  ``--on_nonfinite_loss raise|skip`` stops or skips a step whose loss or gradient is NaN/inf (``zoo.guards``).
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 import datamodules  # noqa: F401  (makes every datamodule selectable by class name)
@@ -34,6 +40,9 @@ import zoo  # noqa: F401  (makes every model selectable by class name)
 from datamodules.base import DataNotFoundError, ZooDataModule
 from zoo.base import IncompatibleDataError, ZooModule
 from zoo.callbacks import EpochLineProgressBar
+from zoo.checkpoint_io import AtomicCheckpointIO
+from zoo.guards import NonFiniteLossError, NonFiniteLossGuard
+from zoo.resume import LastCheckpoint, RNGStateCallback, find_last_checkpoint
 from zoo.cli_errors import ConfigError, ZooArgumentParser, check_linked_arguments, constructor_error
 
 __all__ = ["ZooCLI", "main"]
@@ -92,6 +101,10 @@ DATA_LINKS: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
 }
 
 
+def _as_list(value: Any) -> list:
+    return [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def _relative(path: str) -> str:
     """``path`` relative to the working directory when it lies below it, for copy-pasteable commands."""
     if not path:
@@ -109,6 +122,18 @@ class ZooCLI(LightningCLI):
             type=bool,
             default=False,
             help="After fit, run the test split on the best checkpoint and print how to load it.",
+        )
+        parser.add_argument(
+            "--checkpoint_every_n_steps",
+            type=int,
+            default=0,
+            help="Also refresh last.ckpt every N training steps, mid-epoch included (0: at validation ends only).",
+        )
+        parser.add_argument(
+            "--on_nonfinite_loss",
+            type=Literal["raise", "skip"],
+            default="raise",
+            help="A NaN/inf loss or gradient: 'raise' stops training naming the step; 'skip' drops the step with a warning.",
         )
 
     def before_instantiate_classes(self) -> None:
@@ -143,17 +168,27 @@ class ZooCLI(LightningCLI):
         config = self._get(self.config_init, "trainer", default={})
         callbacks = list(config.get("callbacks") or [])
         added = []
+        every = self._get(self.config, "checkpoint_every_n_steps") or 0
+        if every < 0:
+            raise ConfigError(f"--checkpoint_every_n_steps must be >= 0 (0: at validation ends only), got {every}")
         if config.get("enable_checkpointing") is not False and not any(isinstance(c, ModelCheckpoint) for c in callbacks):
             added.append(
                 ModelCheckpoint(
                     monitor=self.model.monitor,
                     mode=self.model.monitor_mode,
                     save_top_k=1,
-                    save_last=True,
                     filename="epoch{epoch:03d}",
                     auto_insert_metric_name=False,
                 )
             )
+            # last.ckpt at every validation, and every N steps: after the best-model checkpoint, which stays
+            # trainer.checkpoint_callback (Lightning's save_last refreshes last.ckpt only on a new best).
+            added.append(LastCheckpoint(every_n_steps=every))
+        elif every and config.get("enable_checkpointing") is not False:
+            added.append(LastCheckpoint(every_n_steps=every))
+        added += self._fault_callbacks(callbacks)
+        if not any(isinstance(p, CheckpointIO) for p in _as_list(config.get("plugins"))) and "plugins" not in kwargs:
+            kwargs["plugins"] = [*_as_list(config.get("plugins")), AtomicCheckpointIO()]
         if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
             added.append(RichProgressBar() if sys.stdout.isatty() else EpochLineProgressBar())
         if config.get("logger") in (None, True) and "logger" not in kwargs:  # none chosen: CSV, not TensorBoard
@@ -162,15 +197,42 @@ class ZooCLI(LightningCLI):
             kwargs["callbacks"] = callbacks + added
         return super().instantiate_trainer(**kwargs)
 
+    def _fault_callbacks(self, callbacks: list) -> list:
+        """The random generators' checkpointing and the non-finite loss guard, unless the config brings its own."""
+        added = []
+        if not any(isinstance(c, RNGStateCallback) for c in callbacks):
+            added.append(RNGStateCallback())
+        if not any(isinstance(c, NonFiniteLossGuard) for c in callbacks):
+            added.append(NonFiniteLossGuard(mode=self._get(self.config, "on_nonfinite_loss") or "raise"))
+        return added
+
+    def before_fit(self) -> None:
+        """``--ckpt_path last``: the newest ``last.ckpt`` of the earlier runs logged beside this one.
+
+        Every run logs to a new ``version_N`` folder, where Lightning alone would find no ``last.ckpt``.
+        """
+        config = self.config_init[self.subcommand]
+        if config.get("ckpt_path") != "last":
+            return
+        trainer = self.trainer
+        folders = [cb.dirpath for cb in trainer.checkpoint_callbacks if getattr(cb, "dirpath", None)]
+        folders += [root for logger in trainer.loggers if (root := getattr(logger, "root_dir", None))]
+        folders.append(os.path.join(trainer.default_root_dir, "checkpoints"))
+        found = find_last_checkpoint(*folders)
+        if found is not None:
+            config["ckpt_path"] = found
+            print(f"Resuming from {_relative(found)}", flush=True)
+
     def after_fit(self) -> None:
         trainer = self.trainer
         checkpoint = trainer.checkpoint_callback
         best = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else ""
         if self._get(self.config, "test_after_fit"):
-            trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if best else None)
+            trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)  # the path: "best" warns with 2 ModelCheckpoints
         if not best or not trainer.is_global_zero:
             return
-        best, last = _relative(best), _relative(checkpoint.last_model_path)
+        last = next((c.last_model_path for c in trainer.checkpoint_callbacks if getattr(c, "last_model_path", "")), "")
+        best, last = _relative(best), _relative(last)
         score = checkpoint.best_model_score
         configs = self._get(self.config, "config") or []
         config = f"--config {configs[-1]}" if configs else "<your fit arguments>"
@@ -202,7 +264,7 @@ def main(args=None) -> ZooCLI:
             parser_class=ZooArgumentParser,
             args=args,
         )
-    except (DataNotFoundError, ConfigError, IncompatibleDataError) as e:
+    except (DataNotFoundError, ConfigError, IncompatibleDataError, NonFiniteLossError) as e:
         if args is not None:  # called from Python: let the caller handle it
             raise
         sys.exit(f"error: {e}")

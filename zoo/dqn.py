@@ -99,7 +99,8 @@ class DQN(ZooModule):
         test_seed: seed of the first test / predict episode: held-out episodes, disjoint from validation's.
         solved_return: stop training once the validation's mean return reaches this (None: never).
             475 is CartPole-v1's threshold, meant over 100 episodes.
-        seed: seed of the training environment's resets (``seed + i`` for the i-th episode).
+        seed: seed of the training environment's resets (``seed + i`` for the i-th episode; under DDP,
+            ``seed + 1_000_000 * rank + i`` on each rank).
         scheduler: only "none": the agent steps its optimizer itself.
     """
 
@@ -107,6 +108,9 @@ class DQN(ZooModule):
     monitor_mode = "max"
     # Restored by a resume; a fine-tuned agent (pretrained=) starts with an empty buffer and epsilon_start.
     training_state = ("replay.", "env_steps", "episodes", "epsilon", "gradient_updates", "solved_at_step")
+    # Under DDP each rank collects its own experience (its own environment seeds) into its own replay buffer;
+    # only the gradients are averaged. DDP's default would copy rank 0's buffers over the others' every step.
+    ddp_options = {"broadcast_buffers": False}
 
     def __init__(
         self,
@@ -181,6 +185,8 @@ class DQN(ZooModule):
         self._env: gym.Env | None = None
         self._obs: np.ndarray | None = None
         self._episode_return = 0.0
+        self._episode_actions: list[int] = []  # since the episode's seeded reset: a resume replays them (see on_train_start)
+        self._resume_actions: list[int] | None = None
         self._eval_envs: list[gym.Env] = []
         self._finish_init()
 
@@ -208,13 +214,25 @@ class DQN(ZooModule):
         return int(q_values.argmax(dim=1).item())
 
     def _reset_env(self) -> None:
-        # A new seed per episode; the episode counter makes a resumed run continue the sequence.
-        self._obs, _ = self._env.reset(seed=self.hparams.seed + int(self.episodes))
+        # A new seed per episode; the episode counter makes a resumed run continue the sequence. Each DDP rank
+        # plays its own episodes: rank r's seeds start at seed + r * 1,000,000 (rank 0: seed, as on one device).
+        rank = self.trainer.global_rank if self._trainer is not None else 0
+        self._obs, _ = self._env.reset(seed=self.hparams.seed + 1_000_000 * rank + int(self.episodes))
         self._episode_return = 0.0
+        self._episode_actions = []
+
+    def _replay_episode(self, actions: list[int]) -> None:
+        """Step the freshly reset environment through ``actions``: the episode a checkpoint interrupted, in the
+        state it had (gymnasium environments are deterministic given the reset seed and the actions)."""
+        for action in actions:
+            self._obs, reward, _, _, _ = self._env.step(action)
+            self._episode_return += float(reward)
+            self._episode_actions.append(action)
 
     def play_step(self, epsilon: float) -> float | None:
         """One environment step; the transition goes to the replay buffer. Returns the episode's return when it ended."""
         action = self.act(self._obs, epsilon)
+        self._episode_actions.append(action)
         next_obs, reward, terminated, truncated, _ = self._env.step(action)
         # Only termination stops bootstrapping; a time-limit truncation is not a terminal state.
         self.replay.push(
@@ -244,9 +262,20 @@ class DQN(ZooModule):
         if self._env is None:
             self._env = make_env(self.hparams.env_id)
             self._reset_env()
+            self._replay_episode(self._resume_actions or [])  # a resumed run continues the interrupted episode
+            self._resume_actions = None
         # Warm-up with the random policy; a resumed run finds its buffer already filled.
         while len(self.replay) < min(self.hparams.learning_starts, self.replay.capacity) or len(self.replay) == 0:
             self.play_step(epsilon=1.0)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        # Plumbing: a live environment cannot be saved, but the actions since its seeded reset rebuild it.
+        checkpoint["dqn_episode_actions"] = list(self._episode_actions)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self._resume_actions = list(checkpoint.get("dqn_episode_actions", []))
 
     def on_train_end(self) -> None:
         if self._env is not None:
@@ -315,7 +344,10 @@ class DQN(ZooModule):
 
     def train_dataloader(self) -> DataLoader:
         # One item per round; the round samples its own minibatches from the replay buffer, after acting.
-        return DataLoader(range(self.hparams.steps_per_epoch // self.hparams.train_frequency), batch_size=None)
+        # A private generator: iterating the loader draws nothing from the global RNG that exploration and
+        # replay sampling use, so a resumed run draws the same numbers as an uninterrupted one.
+        rounds = range(self.hparams.steps_per_epoch // self.hparams.train_frequency)
+        return DataLoader(rounds, batch_size=None, generator=torch.Generator())
 
     # -- evaluation ---------------------------------------------------------------------------------
     @torch.no_grad()
@@ -344,7 +376,7 @@ class DQN(ZooModule):
 
     def _eval_loader(self, first_seed: int) -> DataLoader:
         seeds = torch.arange(self.hparams.eval_episodes) + first_seed  # one batch: every episode
-        return DataLoader([seeds], batch_size=None)
+        return DataLoader([seeds], batch_size=None, generator=torch.Generator())  # leaves the global RNG alone
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader(self.hparams.eval_seed)
@@ -359,9 +391,9 @@ class DQN(ZooModule):
         from zoo.progress import loop_progress
 
         returns = self.evaluate(seeds.tolist(), progress=loop_progress(None, self.trainer))
-        self.log(f"{stage}/return", returns.mean(), prog_bar=True, batch_size=len(returns))
-        self.log(f"{stage}/return_std", returns.std(unbiased=False), batch_size=len(returns))
-        self.log(f"{stage}/env_steps", self.env_steps.float(), batch_size=len(returns))
+        self.log(f"{stage}/return", returns.mean(), prog_bar=True, batch_size=len(returns), sync_dist=True)
+        self.log(f"{stage}/return_std", returns.std(unbiased=False), batch_size=len(returns), sync_dist=True)
+        self.log(f"{stage}/env_steps", self.env_steps.float(), batch_size=len(returns), sync_dist=True)
         return returns
 
     def validation_step(self, seeds: Tensor, batch_idx: int) -> Tensor:

@@ -1,7 +1,7 @@
 """What a run killed at any moment needs to continue as if it had never stopped.
 
-* ``StepCheckpoint`` refreshes ``last.ckpt`` every N training steps, mid-epoch included, so a kill loses at
-  most N - 1 steps (the CLI's ``--checkpoint_every_n_steps``).
+* ``LastCheckpoint`` keeps ``last.ckpt`` current: at every validation and, with the CLI's
+  ``--checkpoint_every_n_steps N``, every N training steps, mid-epoch included, so a kill loses at most N - 1 steps.
 * ``RNGStateCallback`` saves the random number generators (torch CPU and CUDA, numpy, Python) in every
   checkpoint and restores them when the resumed run starts training, so dropout, augmentation and an
   agent's exploration draw the same numbers as in an uninterrupted run. The data order is the
@@ -21,25 +21,30 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
 
-__all__ = ["RNGStateCallback", "StepCheckpoint", "find_last_checkpoint"]
+__all__ = ["LastCheckpoint", "RNGStateCallback", "find_last_checkpoint"]
 
 
-class StepCheckpoint(ModelCheckpoint):
-    """Writes ``last.ckpt`` after every ``every_n_steps``-th training step, and nothing else.
+class LastCheckpoint(ModelCheckpoint):
+    """Keeps ``last.ckpt`` current: at every validation end (every training epoch end when no validation
+    runs), and every ``every_n_steps`` training steps, mid-epoch included.
 
+    Lightning's ``ModelCheckpoint(save_last=True)`` refreshes ``last.ckpt`` only when it also saves a top-k
+    checkpoint, so a run whose metric stopped improving would resume from its last best epoch; this one owns
+    ``last.ckpt`` and leaves the best-model checkpoint to the monitored ``ModelCheckpoint``.
     A step is one ``training_step`` call (one batch), for automatic and manual optimization alike: a GAN's
     two optimizer steps or a DQN round's many gradient steps count once.
 
     Args:
-        every_n_steps: training steps between two saves (>= 1).
+        every_n_steps: training steps between two saves (0: at validation / epoch ends only).
         dirpath: folder of ``last.ckpt``; None: the logger's ``version_N/checkpoints`` (as the best-model checkpoint).
     """
 
-    def __init__(self, *, every_n_steps: int, dirpath: str | None = None) -> None:
-        if every_n_steps < 1:
-            raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
-        # every_n_epochs=0: no saving at epoch or validation ends, which the best-model checkpoint does.
+    def __init__(self, *, every_n_steps: int = 0, dirpath: str | None = None) -> None:
+        if every_n_steps < 0:
+            raise ValueError(f"every_n_steps must be >= 0 (0: at validation ends only), got {every_n_steps}")
+        # save_top_k=0, every_n_epochs=0: the base class saves nothing by itself; the hooks below save last.ckpt.
         super().__init__(dirpath=dirpath, save_top_k=0, save_last=True, every_n_epochs=0, enable_version_counter=False)
         self.every_n_steps = every_n_steps
 
@@ -47,11 +52,26 @@ class StepCheckpoint(ModelCheckpoint):
     def state_key(self) -> str:
         return self._generate_state_key(every_n_steps=self.every_n_steps)
 
+    def _save_last(self, trainer: L.Trainer, *, again: bool = False) -> None:
+        """``again``: also when this step was saved already (a validation ran since: its results count)."""
+        if again and not (trainer.fast_dev_run or trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING):
+            self._last_global_step_saved = -1
+        if not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         steps = trainer.fit_loop.epoch_loop.batch_progress.total.processed  # training steps since the first, resumes included
-        if steps % self.every_n_steps or self._should_skip_saving_checkpoint(trainer):
-            return
-        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        if self.every_n_steps and steps % self.every_n_steps == 0:
+            self._save_last(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._should_save_on_train_epoch_end(trainer):  # no validation at this epoch's end
+            self._save_last(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._should_save_on_train_epoch_end(trainer):
+            # After a step save of the epoch's last batch, too: a resume from there would skip this validation.
+            self._save_last(trainer, again=True)
 
 
 def _rng_states() -> dict[str, Any]:
