@@ -4,7 +4,7 @@ Each datamodule exposes ``num_classes``, ``input_shape``, ``class_names`` and ``
 ``train.py`` links the first two into the model.
 """
 
-from datamodules.base import DataNotFoundError, ImageDataModule, InMemoryDataset, ZooDataModule
+from datamodules.base import CorruptDataError, DataNotFoundError, ImageDataModule, InMemoryDataset, ZooDataModule
 from datamodules.imagefolder import ImageFolderDataModule
 from datamodules.rl import EnvironmentDataModule
 from datamodules.tabular import BlobsDataModule, DigitsDataModule, LinearRegressionDataModule
@@ -16,6 +16,7 @@ from datamodules.vision import CIFAR10DataModule, FashionMNISTDataModule, MNISTD
 __all__ = [
     "BlobsDataModule",
     "CIFAR10DataModule",
+    "CorruptDataError",
     "DataNotFoundError",
     "DigitsDataModule",
     "EnvironmentDataModule",

@@ -16,11 +16,11 @@ import math
 from pathlib import Path
 
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
-from datamodules.base import DataNotFoundError, ImageDataModule, InMemoryDataset
+from datamodules.base import CorruptDataError, DataNotFoundError, ImageDataModule, InMemoryDataset
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageFolderDataModule"]
 
@@ -91,11 +91,17 @@ class ImageFolderDataModule(ImageDataModule):
         return names
 
     def read_image(self, path: Path) -> Tensor:
-        """One file -> uint8 (C, image_size, image_size)."""
-        with Image.open(path) as image:
-            image = image.convert("L" if self.grayscale else "RGB")
-            image = TF.center_crop(TF.resize(image, [self.image_size], antialias=True), [self.image_size])
-            return TF.pil_to_tensor(image)
+        """One file -> uint8 (C, image_size, image_size); ``CorruptDataError`` naming the file when it is
+        empty, truncated or not an image."""
+        try:
+            with Image.open(path) as image:
+                image = image.convert("L" if self.grayscale else "RGB")  # decodes the whole file
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+            size = path.stat().st_size if path.is_file() else 0
+            what = "is empty" if size == 0 else f"cannot be read as an image ({type(e).__name__}: {e})"
+            raise CorruptDataError(f"{path} {what}. Replace or delete the file.") from None
+        image = TF.center_crop(TF.resize(image, [self.image_size], antialias=True), [self.image_size])
+        return TF.pil_to_tensor(image)
 
     def read_split(self, split: str) -> tuple[Tensor, Tensor] | None:
         """``<data_dir>/<split>`` as (uint8 (N, C, S, S), labels (N,)), or None when the folder is absent."""

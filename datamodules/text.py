@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from datamodules import vision as _vision
-from datamodules.base import DataNotFoundError, ZooDataModule
+from datamodules.base import CorruptDataError, DataNotFoundError, ZooDataModule
 from zoo.tokenizer import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, Tokenizer
 
 __all__ = ["BOS_ID", "EOS_ID", "IMDBDataModule", "PAD_ID", "SPECIAL_TOKENS", "UNK_ID", "TextDataModule", "Tokenizer"]
@@ -192,9 +192,17 @@ class IMDBDataModule(TextDataModule):
                 files = sorted((root / split / name).glob("*.txt"))
                 if self.max_reviews:
                     files = files[: self.max_reviews]
-                texts += [f.read_text(encoding="utf-8").replace("<br />", " ") for f in files]
+                texts += [_read_review(f) for f in files]
                 labels += [label] * len(files)
             if not texts:
                 raise DataNotFoundError(f"no reviews in {root / split}/{{pos,neg}}/*.txt")
             splits.append((texts, torch.tensor(labels, dtype=torch.long)))
         return splits[0], splits[1]
+
+
+def _read_review(path: Path) -> str:
+    """One review file's text, ``<br />`` breaks as spaces; ``CorruptDataError`` naming a file that is not UTF-8."""
+    try:
+        return path.read_text(encoding="utf-8").replace("<br />", " ")
+    except UnicodeDecodeError as e:
+        raise CorruptDataError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); aclImdb's reviews are UTF-8") from None

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from datamodules.base import DataNotFoundError, InMemoryDataset, ZooDataModule
+from datamodules.base import CorruptDataError, DataNotFoundError, InMemoryDataset, ZooDataModule
 
-__all__ = ["TimeSeriesDataModule", "load_co2", "make_windows"]
+__all__ = ["TimeSeriesDataModule", "load_co2", "make_windows", "read_csv_series"]
 
 
 def load_co2() -> np.ndarray:
@@ -100,20 +100,7 @@ class TimeSeriesDataModule(ZooDataModule):
         path = Path(self.csv_path).expanduser()
         if not path.is_file():
             raise DataNotFoundError(f"time-series CSV {path} not found; pass csv_path= a CSV file with a header row")
-        with path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
-        if not rows:
-            raise ValueError(f"{path} has no data rows")
-        names = self.columns or [c for c in rows[0] if _is_number(rows[0][c])]
-        missing = [c for c in names if c not in rows[0]]
-        if missing or not names:
-            raise ValueError(f"{path}: columns {missing or names} not found; it has {list(rows[0])}")
-        values = np.array([[float(r[c]) if r[c].strip() else math.nan for c in names] for r in rows], dtype=np.float64)
-        for j in range(values.shape[1]):  # fill gaps by linear interpolation, as for CO2
-            col, ok = values[:, j], ~np.isnan(values[:, j])
-            if not ok.all():
-                col[~ok] = np.interp(np.flatnonzero(~ok), np.flatnonzero(ok), col[ok])
-        return values
+        return read_csv_series(path, self.columns)
 
     @property
     def series(self) -> np.ndarray:
@@ -181,6 +168,48 @@ class TimeSeriesDataModule(ZooDataModule):
     def to_units(self, scaled: Tensor) -> Tensor:
         """Scaled target values -> the series' own units (ppm for CO2)."""
         return scaled * self.target_std + self.target_mean
+
+
+def read_csv_series(path: Path, columns: list[str]) -> np.ndarray:
+    """(N, len(columns)) float64 from a CSV with a header row; empty cells are filled by linear interpolation.
+
+    ``columns`` empty: every column whose first value is a number. ``CorruptDataError`` names the file, and
+    the line where there is one, for a missing column (listing the columns the file has), a short row or a
+    value that is not a number.
+    """
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            header = list(reader.fieldnames or [])
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise CorruptDataError(f"{path} is not a readable CSV file: {e}") from None
+    if not rows:
+        raise CorruptDataError(f"{path} has no data rows (header: {header})")
+    names = list(columns) or [c for c in header if _is_number(rows[0][c])]
+    if not names:
+        raise CorruptDataError(f"{path} has no numeric column in its first row; its columns are {header}. Pick them with columns=")
+    missing = [c for c in names if c not in header]
+    if missing:
+        raise CorruptDataError(f"{path} has no column {', '.join(map(repr, missing))}; its columns are {header}")
+    values = np.empty((len(rows), len(names)), dtype=np.float64)
+    for i, row in enumerate(rows):
+        line = i + 2  # the header is line 1 (a quoted value spanning lines would shift this)
+        for j, name in enumerate(names):
+            cell = row[name]
+            if cell is None:
+                raise CorruptDataError(f"{path}, line {line}: {len(header) - list(row.values()).count(None)} of {len(header)} columns; no value for {name!r}")
+            try:
+                values[i, j] = float(cell) if cell.strip() else math.nan
+            except ValueError:
+                raise CorruptDataError(f"{path}, line {line}, column {name!r}: {cell!r} is not a number") from None
+    for j, name in enumerate(names):  # fill gaps by linear interpolation, as for CO2
+        col, ok = values[:, j], ~np.isnan(values[:, j])
+        if not ok.any():
+            raise CorruptDataError(f"{path}: column {name!r} has no values")
+        if not ok.all():
+            col[~ok] = np.interp(np.flatnonzero(~ok), np.flatnonzero(ok), col[ok])
+    return values
 
 
 def _is_number(text: str) -> bool:

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from datamodules import vision as _vision
-from datamodules.base import DataNotFoundError, InMemoryDataset, ZooDataModule
+from datamodules.base import CorruptDataError, DataNotFoundError, InMemoryDataset, ZooDataModule
 from datamodules.text import PAD_ID, Tokenizer
 
 __all__ = ["TranslationDataModule", "number_pairs", "read_tsv_pairs"]
@@ -41,14 +41,31 @@ def number_pairs(numbers: list[int], lang: str = "fr") -> list[tuple[str, str]]:
 
 
 def read_tsv_pairs(path: Path) -> list[tuple[str, str]]:
-    """Pairs from "source<TAB>target[<TAB>...]" lines; other columns and malformed lines are ignored."""
+    """Pairs from "source<TAB>target[<TAB>...]" lines (UTF-8); columns after the second are ignored, and so
+    are blank lines.
+
+    A line without a tab, or with an empty source or target, is a ``CorruptDataError`` naming the file and
+    the line, as is a file that is not UTF-8 text: a half-downloaded or hand-edited file is refused rather
+    than silently trained on in part.
+    """
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise CorruptDataError(f"{path}, line {line}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     pairs = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
         cols = line.split("\t")
-        if len(cols) >= 2 and cols[0].strip() and cols[1].strip():
-            pairs.append((cols[0].strip(), cols[1].strip()))
+        if len(cols) < 2 or not cols[0].strip() or not cols[1].strip():
+            problem = "has no tab" if len(cols) < 2 else f"has an empty {'source' if not cols[0].strip() else 'target'}"
+            shown = line if len(line) <= 60 else line[:57] + "..."
+            raise CorruptDataError(f"{path}, line {number} {problem}: {shown!r}; each line must be 'source<TAB>target'")
+        pairs.append((cols[0].strip(), cols[1].strip()))
     if not pairs:
-        raise ValueError(f"{path} holds no tab-separated sentence pairs")
+        raise CorruptDataError(f"{path} holds no tab-separated sentence pairs")
     return pairs
 
 

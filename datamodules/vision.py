@@ -27,6 +27,7 @@ import os
 import pickle
 import shutil
 import tempfile
+import zlib
 from pathlib import Path
 from urllib.error import URLError
 
@@ -36,7 +37,7 @@ from torch import Tensor
 from torchvision.datasets import CIFAR10, MNIST, FashionMNIST
 from torchvision.datasets.utils import download_and_extract_archive, download_url
 
-from datamodules.base import DataNotFoundError, ImageDataModule
+from datamodules.base import CorruptDataError, DataNotFoundError, ImageDataModule
 
 __all__ = ["CIFAR10_MD5", "CIFAR10DataModule", "FashionMNISTDataModule", "MNISTDataModule", "read_idx", "resolve_data_dir"]
 
@@ -53,23 +54,32 @@ def resolve_data_dir(data_dir: str | None) -> Path:
 
 
 def read_idx(path: str | Path) -> Tensor:
-    """Read an IDX file (gzipped when its name ends in .gz) into a tensor of its stored shape and type."""
+    """Read an IDX file (gzipped when its name ends in .gz) into a tensor of its stored shape and type.
+
+    A truncated or damaged file, or one that is not IDX, raises ``CorruptDataError`` naming it.
+    """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
             data = f.read()
-    except (EOFError, gzip.BadGzipFile) as e:  # an interrupted download or a damaged archive
-        raise ValueError(f"{path} is truncated or corrupt: {e}") from None
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:  # an interrupted download or a damaged archive
+        raise CorruptDataError(f"{path} is truncated or corrupt: {e}. Delete it and download it again.") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path} is not an IDX file (bad magic number {data[:4]!r})")
+        raise CorruptDataError(
+            f"{path} is not an IDX file (bad magic number {data[:4]!r}; IDX starts with 0, 0, a type code "
+            f"({', '.join(f'0x{code:02X}' for code in _IDX_DTYPES)}) and the number of dimensions)"
+        )
     ndim = data[3]
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[data[2]])
     offset = 4 + 4 * ndim
     expected = offset + int(np.prod(shape)) * dtype.itemsize
-    if len(data) != expected:
-        raise ValueError(f"{path} is truncated or corrupt: {len(data)} bytes, header says {expected}")
+    if len(data) < offset or len(data) != expected:
+        raise CorruptDataError(
+            f"{path} is truncated or corrupt: {len(data)} bytes, its header (shape {shape}) says {expected}. "
+            "Delete it and download it again."
+        )
     array = np.frombuffer(data, dtype=dtype, offset=offset).reshape(shape)
     return torch.from_numpy(array.astype(dtype.newbyteorder("="), copy=True))
 
@@ -196,7 +206,9 @@ class _IDXDataModule(ImageDataModule):
             images = read_idx(paths[images_name]).unsqueeze(1)  # (N, 1, 28, 28) uint8
             labels = read_idx(paths[labels_name]).long()  # (N,)
             if images.shape[0] != labels.shape[0]:
-                raise ValueError(f"{images_name} has {images.shape[0]} images but {labels_name} {labels.shape[0]} labels")
+                raise CorruptDataError(
+                    f"{paths[images_name]} has {images.shape[0]} images but {paths[labels_name]} {labels.shape[0]} labels"
+                )
             splits.append((images, labels))
         return splits[0], splits[1]
 
@@ -337,7 +349,7 @@ class CIFAR10DataModule(ImageDataModule):
         accepted = cls.accepted_md5s(path.name)
         if md5 not in accepted:
             expected = " or ".join(sorted(accepted)) or "none (not a CIFAR-10 batch name)"
-            raise ValueError(
+            raise CorruptDataError(
                 f"{path} is not CIFAR-10's: its MD5 is {md5}, expected {expected}. It is not unpickled, since "
                 f"unpickling can run code.\nDelete {path.parent} and download it again (download=True), "
                 f"or unpack the official {CIFAR10.url} there."

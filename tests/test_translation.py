@@ -69,7 +69,7 @@ def test_num2words_pairs_and_held_out_range(numbers):
 def test_tsv_pairs_file(tmp_path):
     path = tmp_path / "fra.txt"
     lines = [f"I have {n} cats.\tJ'ai {n} chats.\tCC-BY 2.0 (France) Attribution: tatoeba.org" for n in range(40)]
-    path.write_text("\n".join(lines) + "\nmalformed line\n", encoding="utf-8")
+    path.write_text("\n".join(lines) + "\n\n", encoding="utf-8")  # a blank line is skipped; a malformed one is an error (test_corrupt_data)
     dm = TranslationDataModule(tsv_path=str(path), batch_size=8, val_fraction=0.1, test_fraction=0.25)
     dm.setup()
     assert len(dm.train_set) + len(dm.val_set) == 30 and len(dm.test_set) == 10
