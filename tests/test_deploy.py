@@ -9,6 +9,7 @@ one model of each class runs by default, the other variants and more of the dyna
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -174,7 +175,7 @@ def test_onnx_file_and_its_metadata_alone_predict_like_zoo_predict(shipped_lenet
     """A user with only the .onnx file: normalize raw pixels with its mean/std, softmax its logits."""
     path = zoo.export_onnx(shipped_lenet, tmp_path / "lenet5.onnx")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    meta = {k: __import__("json").loads(v) for k, v in session.get_modelmeta().custom_metadata_map.items()}
+    meta = {k: json.loads(v) for k, v in session.get_modelmeta().custom_metadata_map.items()}
     pixels = torch.randint(0, 256, (6, 1, 28, 28), dtype=torch.uint8)
     x = (pixels.numpy() / 255.0 - np.array(meta["mean"]).reshape(1, -1, 1, 1)) / np.array(meta["std"]).reshape(1, -1, 1, 1)
     logits = session.run(None, {"input": x.astype(np.float32)})[0]
@@ -190,19 +191,16 @@ def test_onnx_file_and_its_metadata_alone_predict_like_zoo_predict(shipped_lenet
 def test_generator_metadata_names_its_inputs(tmp_path):
     meta = read_export_metadata(zoo.export_onnx(_build("cgan"), tmp_path / "cgan.onnx"))
     assert meta["exported"] == "generator" and meta["latent_dim"] == 100 and meta["num_classes"] == 10
+    assert "preprocessing" not in meta  # it makes images; it does not read them
     assert meta["inputs"] == {"noise": {"shape": ["batch", 100], "dtype": "float32"}, "labels": {"shape": ["batch"], "dtype": "int64"}}
 
 
 # -- atomic writes ---------------------------------------------------------------------------------
-def _interrupted(real):
-    """A writer that writes half a file, then fails, as a full disk or a kill mid-write would."""
-
-    def write(obj, f, *args, **kwargs):
-        f.write(b"\x08\x07partial")
-        f.flush()
-        raise OSError(28, "No space left on device")
-
-    return write
+def _interrupted(obj, f, *args, **kwargs):
+    """A writer that writes part of a file, then fails, as a full disk or a kill mid-write would."""
+    f.write(b"\x08\x07partial")
+    f.flush()
+    raise OSError(28, "No space left on device")
 
 
 @pytest.mark.parametrize("suffix", [".onnx", ".pt2"])
@@ -210,10 +208,10 @@ def test_interrupted_export_leaves_no_file(suffix, tmp_path, monkeypatch):
     import onnx
 
     if suffix == ".onnx":
-        monkeypatch.setattr(onnx, "save", _interrupted(onnx.save))
+        monkeypatch.setattr(onnx, "save", _interrupted)
         export = zoo.export_onnx
     else:
-        monkeypatch.setattr(torch.export, "save", _interrupted(torch.export.save))
+        monkeypatch.setattr(torch.export, "save", _interrupted)
         export = zoo.export_program
     model = zoo.create_model("lenet5")
     with pytest.raises(OSError, match="No space"):

@@ -154,7 +154,7 @@ class ServedModel:
             value = getattr(model, key, None)
             if value is not None:
                 data[key] = value
-        if hasattr(model, "transforms"):
+        if self.kind in ("classifier", "autoencoder") and hasattr(model, "transforms"):
             with contextlib.suppress(ValueError):  # a model of features or token ids has no image preprocessing
                 pre = model.transforms().to_dict()
                 data["preprocessing"] = pre
