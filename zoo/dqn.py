@@ -65,6 +65,18 @@ class QNetwork(nn.Module):
         return self.value(h) + advantage - advantage.mean(dim=1, keepdim=True)
 
 
+class _RoundsLoader(DataLoader):
+    """Plumbing: the training loader, one item per round. A resumed epoch needs no position from it (a round's
+    data come from the replay buffer, and Lightning counts the rounds), so its state is empty; having one tells
+    Lightning that a mid-epoch resume is sound."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        pass
+
+
 @register_model("dqn")
 class DQN(ZooModule):
     """DQN agent: Q-network, replay buffer, epsilon-greedy exploration, target network, TD loss.
@@ -347,7 +359,7 @@ class DQN(ZooModule):
         # A private generator: iterating the loader draws nothing from the global RNG that exploration and
         # replay sampling use, so a resumed run draws the same numbers as an uninterrupted one.
         rounds = range(self.hparams.steps_per_epoch // self.hparams.train_frequency)
-        return DataLoader(rounds, batch_size=None, generator=torch.Generator())
+        return _RoundsLoader(rounds, batch_size=None, generator=torch.Generator())
 
     # -- evaluation ---------------------------------------------------------------------------------
     @torch.no_grad()
