@@ -130,3 +130,12 @@ def test_forecaster_logs_forecast_against_truth_on_the_test_span(tmp_path):
     assert sum(len(f) for f in forecasts) == len(dm.test_set)  # every test window went into the figure
     with Image.open(tmp_path / "lightning_logs" / "test" / "images" / "test_forecast_epoch000.png") as image:
         assert image.size == (800, 400)
+
+
+def test_text_classifier_batches_of_varying_length_get_a_confusion_matrix(tmp_path):
+    model = zoo.create_model("gru", vocab_size=30, hidden_size=8, num_classes=2)
+    batches = [(torch.randint(1, 30, (4, length)), torch.tensor([0, 1, 0, 1])) for length in (5, 9, 7)]  # (B, T), T per batch
+    trainer(tmp_path).test(model, DataLoader(batches, batch_size=None))
+    run = tmp_path / "lightning_logs" / "version_0"
+    assert sorted(p.name for p in (run / "images").iterdir()) == ["test_confusion_matrix_epoch000.png"]  # token ids: no grid
+    assert sum(int(c) for row in read_table(run / "tables" / "test_confusion_matrix_epoch000.csv")[1:] for c in row[1:]) == 12

@@ -98,8 +98,8 @@ class ClassifierTestFigures:
         index = (y * self.num_classes + predicted).cpu()
         self.matrix += torch.bincount(index, minlength=self.num_classes**2).view(self.num_classes, self.num_classes)
         wrong = (predicted != y).nonzero().squeeze(1)  # (W,)
-        if self.keep == 0 or len(wrong) == 0:
-            return
+        if self.keep == 0 or len(wrong) == 0 or not x.is_floating_point():
+            return  # token ids (text, one length per batch) make no picture: only images are kept
         inputs = x.detach()[wrong].cpu()
         pool_x = inputs if self.inputs is None else torch.cat([self.inputs, inputs])
         pool_conf = torch.cat([self.confidence, confidence[wrong].cpu()])
@@ -135,7 +135,7 @@ class ClassifierTestFigures:
         """The kept mistakes as (N, C, H, W) pixels in [0, 1], or None for a model that does not read images."""
         from zoo.preprocessing import ImageInputMixin
 
-        if self.inputs is None or not isinstance(module, ImageInputMixin) or not self.inputs.is_floating_point():
+        if self.inputs is None or not isinstance(module, ImageInputMixin):
             return None
         try:
             shape = tuple(module.image_shape)  # (C, H, W)
