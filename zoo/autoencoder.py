@@ -89,7 +89,7 @@ class AutoencoderModule(GenerativeModule, SupervisedModule):
         loss = F.mse_loss(recon, pixels)
         metrics = self._metrics(stage)
         metrics.update(recon.detach(), pixels)
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=len(x))
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=len(x), sync_dist=True)
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=len(x))
         if stage == "val" and not self.trainer.sanity_checking:
             self._collect(pixels, noisy, recon, z, y)
@@ -177,6 +177,8 @@ class Autoencoder(AutoencoderModule):
 
     def __init__(self, *, hidden_sizes: list[int] = [512, 128], activation: str = "relu", **kwargs) -> None:  # noqa: B006
         super().__init__(**kwargs)
+        if any(size < 1 for size in hidden_sizes):
+            raise ValueError(f"hidden_sizes must all be >= 1, got {hidden_sizes}")
         features = math.prod(self.input_shape)
         widths = [features, *hidden_sizes]
         encoder: list[nn.Module] = [nn.Flatten()]
@@ -214,8 +216,8 @@ class ConvAutoencoder(AutoencoderModule):
         super().__init__(**kwargs)
         if self.image_size % 4:
             raise ValueError(f"ConvAutoencoder needs an image side divisible by 4, got image_size={self.image_size}")
-        if len(channels) != 2:
-            raise ValueError(f"channels takes the widths of the two convolutions, got {channels}")
+        if len(channels) != 2 or min(channels) < 1:
+            raise ValueError(f"channels takes the widths (>= 1) of the two convolutions, got {channels}")
         c1, c2 = channels
         side = self.image_size // 4
         self.encoder = nn.Sequential(

@@ -60,6 +60,9 @@ class ZooModule(L.LightningModule):
             different ``num_classes`` gets a fresh head, a different ``in_channels`` an adapted first
             convolution; any other mismatch is a ValueError. The optimizer, epoch and step start afresh
             (fine-tuning); ``fit --ckpt_path`` is the full resume.
+        compile: compile the model in place with ``torch.compile`` (``nn.Module.compile``) once it is built:
+            the first batches of each shape pay the compilation, later ones run the fused code. The
+            state-dict keys stay those of the eager model, so checkpoints load either way.
     """
 
     #: Metric that tells the best checkpoint, and whether higher is better.
@@ -68,6 +71,11 @@ class ZooModule(L.LightningModule):
     #: State-dict entries (names, or prefixes ending in ".") that record training progress, not weights
     #: (counters, schedules, a replay buffer): ``fit --ckpt_path`` restores them, ``pretrained=`` starts them afresh.
     training_state: tuple[str, ...] = ()
+    #: DistributedDataParallel options the model's training step needs (``setup`` hands them to a DDP
+    #: strategy that does not set them itself): the GANs' two optimizers each leave the other network's
+    #: parameters without gradients (``find_unused_parameters``); the DQN's replay buffer and counters are
+    #: per-rank experience, not state to copy from rank 0 at every step (``broadcast_buffers``).
+    ddp_options: dict[str, Any] = {}
 
     def __init__(
         self,
@@ -78,6 +86,7 @@ class ZooModule(L.LightningModule):
         momentum: float = 0.9,
         scheduler: str = "none",
         pretrained: str | None = None,
+        compile: bool = False,  # noqa: A002  (the torch name for it; nn.Module.compile is what it calls)
     ) -> None:
         super().__init__()
         if optimizer not in _OPTIMIZERS:
@@ -100,6 +109,20 @@ class ZooModule(L.LightningModule):
             from zoo.finetune import init_from_pretrained  # zoo.finetune imports the loaders, which import this module
 
             init_from_pretrained(self, source)
+        if self.hparams.get("compile"):
+            # In place (not torch.compile(model)'s wrapper), so the keys carry no "_orig_mod." prefix.
+            self.compile()
+
+    def setup(self, stage: str) -> None:
+        """Before the strategy wraps the model: pass ``ddp_options`` to a DDP strategy (an explicit
+        ``DDPStrategy(find_unused_parameters=...)`` or ``strategy="ddp_find_unused_parameters_false"`` wins)."""
+        from lightning.pytorch.strategies import DDPStrategy
+
+        strategy = self.trainer.strategy
+        if self.ddp_options and isinstance(strategy, DDPStrategy):
+            for key, value in self.ddp_options.items():
+                if strategy._ddp_kwargs.setdefault(key, value) != value:
+                    log.warning("%s: DDP option %s=%r kept as configured; the model expects %r", type(self).__name__, key, strategy._ddp_kwargs[key], value)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Names the class for zoo.load_checkpoint, which looks it up among the zoo's own classes only.
@@ -216,7 +239,8 @@ class SupervisedModule(ZooModule):
         if stage == "test":
             self._record_test_output(x, output, y)
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(x))
+        # sync_dist: under DDP the logged loss is the mean over every rank's samples (metrics sync themselves).
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(x), sync_dist=True)
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=len(x))
         return loss
 

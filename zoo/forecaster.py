@@ -52,6 +52,8 @@ class LSTMForecaster(RegressorModule):
         super().__init__(**kwargs)
         if min(input_size, window, horizon, hidden_size, num_layers) < 1:
             raise ValueError("input_size, window, horizon, hidden_size and num_layers must all be >= 1")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if not 0 <= target < input_size:
             raise ValueError(f"target must index one of the {input_size} input columns, got {target}")
         self.window = window
@@ -96,7 +98,7 @@ class LSTMForecaster(RegressorModule):
         if stage == "test":
             self._record_test_output(x, output, y)
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(x))
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(x), sync_dist=True)
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=len(x))
         self.log_dict(units, on_step=False, on_epoch=True, batch_size=len(x))
         return loss

@@ -57,6 +57,9 @@ class GANModule(GenerativeModule):
     monitor = None
     monitor_mode = "min"
     training_state = ("d_updates", "g_updates", "fixed_noise", "fixed_labels")  # not weights: pretrained= leaves them fresh
+    # The discriminator step leaves the generator without gradients (its images are detached), so DDP must
+    # not wait for them; Lightning 2 no longer turns this on by itself (ZooModule.setup passes it on).
+    ddp_options = {"find_unused_parameters": True}
 
     def __init__(
         self,
@@ -79,6 +82,8 @@ class GANModule(GenerativeModule):
             raise ValueError(f"latent_dim, d_steps and num_sample_images must be >= 1, got {latent_dim}, {d_steps}, {num_sample_images}")
         if conditional and num_classes < 2:
             raise ValueError(f"a conditional GAN needs num_classes >= 2, got {num_classes}")
+        if num_classes < 1 or embedding_dim < 1:
+            raise ValueError(f"num_classes and embedding_dim must be >= 1, got {num_classes}, {embedding_dim}")
         self.automatic_optimization = False
         self.latent_dim = latent_dim
         self.conditional = conditional
@@ -147,7 +152,7 @@ class GANModule(GenerativeModule):
         opt_d.step()
         self.untoggle_optimizer(opt_d)
         self.d_updates += 1
-        self.log("train/d_loss", d_loss.detach(), prog_bar=True, on_step=True, on_epoch=True, batch_size=b)
+        self.log("train/d_loss", d_loss.detach(), prog_bar=True, on_step=True, on_epoch=True, batch_size=b, sync_dist=True)
 
         # generator, every d_steps discriminator steps: make the discriminator say 1 (non-saturating loss)
         if int(self.d_updates) % self.hparams.d_steps == 0:
@@ -159,7 +164,7 @@ class GANModule(GenerativeModule):
             opt_g.step()
             self.untoggle_optimizer(opt_g)
             self.g_updates += 1
-            self.log("train/g_loss", g_loss.detach(), prog_bar=True, on_step=True, on_epoch=True, batch_size=b)
+            self.log("train/g_loss", g_loss.detach(), prog_bar=True, on_step=True, on_epoch=True, batch_size=b, sync_dist=True)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         """How well the discriminator tells held-out real images from fresh fakes (no updates)."""
@@ -173,8 +178,8 @@ class GANModule(GenerativeModule):
             d_fake, torch.zeros_like(d_fake)
         )
         g_loss = F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
-        self.log_dict({"val/d_loss": d_loss, "val/g_loss": g_loss}, prog_bar=True, batch_size=len(x))
-        self.log("val/d_real_acc", (d_real > 0).float().mean(), batch_size=len(x))
+        self.log_dict({"val/d_loss": d_loss, "val/g_loss": g_loss}, prog_bar=True, batch_size=len(x), sync_dist=True)
+        self.log("val/d_real_acc", (d_real > 0).float().mean(), batch_size=len(x), sync_dist=True)
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         pass  # quality metrics come from GANQualityMetrics
@@ -264,6 +269,10 @@ class GAN(GANModule):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        if any(size < 1 for size in [*generator_sizes, *discriminator_sizes]):
+            raise ValueError(f"generator_sizes and discriminator_sizes must all be >= 1, got {generator_sizes}, {discriminator_sizes}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.generator = MLPGenerator(self.latent_dim, self.input_shape, list(generator_sizes), self.label_embedding())
         self.discriminator = MLPDiscriminator(self.input_shape, list(discriminator_sizes), dropout, self.label_embedding())
         self._finish_init()
@@ -343,6 +352,8 @@ class DCGAN(GANModule):
         super().__init__(**kwargs)
         if self.image_size % 4:
             raise ValueError(f"DCGAN needs an image side divisible by 4, got image_size={self.image_size}")
+        if feature_maps < 1:
+            raise ValueError(f"feature_maps must be >= 1, got {feature_maps}")
         c, s = self.in_channels, self.image_size
         self.generator = DCGenerator(self.latent_dim, c, s, feature_maps, self.label_embedding())
         self.discriminator = DCDiscriminator(c, s, feature_maps, self.label_embedding())

@@ -255,8 +255,9 @@ def _primitive(value: Any, key: str) -> Any:
 
 
 def clean_hparams(model: ZooModule) -> dict[str, Any]:
-    """The model's constructor arguments as JSON primitives: ``_``-keys and ``pretrained`` dropped."""
-    return {k: _primitive(v, k) for k, v in dict(model.hparams).items() if not k.startswith("_") and k != "pretrained"}
+    """The model's constructor arguments as JSON primitives: ``_``-keys, ``pretrained`` and ``compile`` (how the
+    weights were trained, not what they are) dropped."""
+    return {k: _primitive(v, k) for k, v in dict(model.hparams).items() if not k.startswith("_") and k not in ("pretrained", "compile")}
 
 
 def _is_training_state(model: ZooModule, key: str) -> bool:
