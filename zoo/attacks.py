@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from zoo.figures import run_folder
+
 __all__ = [
     "EPSILONS",
     "AdversarialTraining",
@@ -290,7 +292,7 @@ class FGSMRobustness(L.Callback):
         if not trainer.is_global_zero:
             return
         print(format_table(self.results, f"FGSM robustness of {type(pl_module).__name__} ({self._tally.total} test images)"), flush=True)
-        folder = trainer.log_dir or trainer.default_root_dir
+        folder = run_folder(trainer)  # not trainer.log_dir: a broadcast, and only rank 0 is here
         self.plot_path = Path(self.output) if self.output else Path(folder) / "fgsm_robustness.png"
         names = getattr(pl_module, "class_names", None) or getattr(getattr(trainer, "datamodule", None), "class_names", None)
         plot_robustness(self.results, self._tally, self.plot_path, names)

@@ -52,18 +52,30 @@ def new_figure(width: float, height: float):
     return fig
 
 
-def should_draw(module: L.LightningModule) -> bool:
+def should_draw(module: L.LightningModule, *, every_rank: bool = False) -> bool:
     """Whether ``module`` should draw its figures now: attached to a trainer that has a logger, on the
-    global-zero process, not in the sanity check or a fast_dev_run smoke test."""
+    global-zero process (on every process with ``every_rank``, for data gathered across ranks before
+    drawing), not in the sanity check or a fast_dev_run smoke test."""
     trainer = module._trainer
     if trainer is None or not trainer.loggers:
         return False
-    return trainer.is_global_zero and not trainer.sanity_checking and not trainer.fast_dev_run
+    return (every_rank or trainer.is_global_zero) and not trainer.sanity_checking and not trainer.fast_dev_run
 
 
 def run_folder(trainer: L.Trainer) -> Path:
-    """The run's log folder (``lightning_logs/version_N`` for CSV and TensorBoard), else ``default_root_dir``."""
-    return Path(trainer.log_dir or trainer.default_root_dir)
+    """The run's log folder (``lightning_logs/version_N`` for CSV and TensorBoard), else ``default_root_dir``.
+
+    Worked out here rather than read from ``Trainer.log_dir``, which broadcasts from rank 0: a collective
+    that hangs a multi-process run when only rank 0 draws (as figures do).
+    """
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    if trainer.loggers:
+        first = trainer.loggers[0]
+        folder = first.log_dir if isinstance(first, (TensorBoardLogger, CSVLogger)) else first.save_dir
+        if folder:
+            return Path(folder)
+    return Path(trainer.default_root_dir)
 
 
 def _file_name(name: str, epoch: int, suffix: str) -> str:
