@@ -377,7 +377,8 @@ class ClassifierModule(SupervisedModule):
         from zoo.classifier_figures import ClassifierTestFigures
         from zoo.figures import should_draw
 
-        self._test_figures = ClassifierTestFigures(num_classes=self.num_classes) if should_draw(self) else None
+        # Every rank counts its share of the test set; the confusion matrix is summed over ranks at the end.
+        self._test_figures = ClassifierTestFigures(num_classes=self.num_classes) if should_draw(self, every_rank=True) else None
 
     def _record_test_output(self, x: Tensor, logits: Tensor, target: Tensor) -> None:
         figures = getattr(self, "_test_figures", None)
@@ -388,8 +389,10 @@ class ClassifierModule(SupervisedModule):
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()
         figures, self._test_figures = getattr(self, "_test_figures", None), None
-        if figures is not None:
-            figures.log(self)
+        if figures is not None and self.trainer.world_size > 1:
+            figures.matrix = self.all_gather(figures.matrix.to(self.device)).sum(0).cpu()  # (K, K) over every rank
+        if figures is not None and self.trainer.is_global_zero:
+            figures.log(self)  # the mistakes grid shows rank 0's share
 
     def predict_step(self, batch: Tensor | tuple[Tensor, ...], batch_idx: int) -> Tensor:
         """Class probabilities, (B, num_classes), in binary mode too."""
