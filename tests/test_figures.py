@@ -139,3 +139,34 @@ def test_text_classifier_batches_of_varying_length_get_a_confusion_matrix(tmp_pa
     run = tmp_path / "lightning_logs" / "version_0"
     assert sorted(p.name for p in (run / "images").iterdir()) == ["test_confusion_matrix_epoch000.png"]  # token ids: no grid
     assert sum(int(c) for row in read_table(run / "tables" / "test_confusion_matrix_epoch000.csv")[1:] for c in row[1:]) == 12
+
+
+DDP_SCRIPT = """
+import sys, torch, lightning as L
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader, TensorDataset
+import zoo
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    x, y = torch.randn(40, 1, 28, 28), torch.randint(0, 3, (40,))
+    model = zoo.create_model("lenet5", num_classes=3)
+    trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=CSVLogger(sys.argv[1]),
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.test(model, DataLoader(TensorDataset(x, y), batch_size=8))
+"""
+
+
+@pytest.mark.slow
+def test_confusion_matrix_counts_every_ddp_rank(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "ddp_test.py"
+    script.write_text(DDP_SCRIPT)
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = read_table(tmp_path / "lightning_logs" / "version_0" / "tables" / "test_confusion_matrix_epoch000.csv")
+    torch.manual_seed(0)
+    _, y = torch.randn(40, 1, 28, 28), torch.randint(0, 3, (40,))
+    assert [sum(int(c) for c in row[1:]) for row in table[1:]] == torch.bincount(y, minlength=3).tolist()  # both halves
