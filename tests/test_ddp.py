@@ -7,7 +7,8 @@ saves what every rank holds when fit ends, then checks:
   its own half of the data (``sync_dist`` for logged losses; torchmetrics metrics sync themselves);
 * the checkpoint is written once (one best file and one last.ckpt, by rank 0) and loads back through
   ``zoo.load_checkpoint`` with rank 0's final weights;
-* the model is the same on both ranks after training.
+* the model is the same on both ranks after training;
+* nothing that rank 0 does alone (figures, the best-checkpoint message) waits for the other rank.
 
 The families: a classifier, the GAN (manual optimization with two optimizers: unused parameters), the DQN
 (each rank its own environment seeds and replay buffer, the same number of steps) and a translation model.
@@ -44,7 +45,7 @@ def run_ddp(config: str, tmp_path: Path, *overrides: str) -> tuple[dict, dict, l
     command = [
         sys.executable, str(REPO / "train.py"), "fit", "--config", str(REPO / "configs" / config),
         "--trainer.accelerator", "cpu", "--trainer.strategy", "ddp", "--trainer.devices", "2",
-        "--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.logger", "false",
+        "--trainer.default_root_dir", str(tmp_path / "run"),  # the default CSV logger: figures drawn by rank 0 too
         "--trainer.enable_progress_bar", "false", "--test_after_fit", "false",
         "--trainer.callbacks+=ddp_probe.RankProbe", *overrides,
     ]  # fmt: skip
