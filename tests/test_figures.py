@@ -37,6 +37,10 @@ def test_test_figures_count_confusions_and_keep_the_most_confident_mistakes():
     assert figures.inputs.flatten().tolist() == [4.0, 1.0]  # the two most confident of the three mistakes
     assert figures.predicted.tolist() == [1, 1] and figures.target.tolist() == [0, 2]
     assert figures.confidence.tolist() == pytest.approx([0.9, 0.7])
+    more = torch.tensor([[0.95, 0.05, 0.0], [0.5, 0.4, 0.1], [0.8, 0.1, 0.1]])  # three mistakes, more than keep
+    figures.update(torch.tensor([[5.0], [6.0], [7.0]]), more, torch.tensor([1, 2, 2]))
+    assert figures.inputs.flatten().tolist() == [5.0, 4.0] and figures.confidence.tolist() == pytest.approx([0.95, 0.9])
+    assert figures.matrix.sum().item() == 8
 
 
 def test_classifier_test_run_saves_confusion_matrix_with_class_names_and_error_grid(tmp_path):

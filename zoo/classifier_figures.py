@@ -100,7 +100,9 @@ class ClassifierTestFigures:
         wrong = (predicted != y).nonzero().squeeze(1)  # (W,)
         if self.keep == 0 or len(wrong) == 0 or not x.is_floating_point():
             return  # token ids (text, one length per batch) make no picture: only images are kept
-        inputs = x.detach()[wrong].cpu()
+        if len(wrong) > self.keep:  # only this batch's most confident mistakes can enter the kept ones
+            wrong = wrong[confidence[wrong].topk(self.keep).indices]
+        inputs = x.detach()[wrong].cpu()  # at most keep images leave the device
         pool_x = inputs if self.inputs is None else torch.cat([self.inputs, inputs])
         pool_conf = torch.cat([self.confidence, confidence[wrong].cpu()])
         pool_pred = torch.cat([self.predicted, predicted[wrong].cpu()])
@@ -109,7 +111,8 @@ class ClassifierTestFigures:
         self.inputs, self.confidence, self.predicted, self.target = pool_x[top], pool_conf[top], pool_pred[top], pool_true[top]
 
     def class_names(self, module) -> list[str]:
-        names = getattr(module, "hparams", {}).get("class_names") if hasattr(module, "hparams") else None
+        """The model's ``class_names`` when it has one per class, else the class indices as strings."""
+        names = module.hparams.get("class_names")
         if names is not None and len(names) == self.num_classes:
             return [str(n) for n in names]
         return [str(i) for i in range(self.num_classes)]
