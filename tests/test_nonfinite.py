@@ -104,3 +104,17 @@ def test_the_cli_refuses_an_unknown_mode(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         main(["fit", "--model", "zoo.MLP", "--data", "datamodules.BlobsDataModule", "--on_nonfinite_loss", "sometimes"])
     assert "sometimes" in capsys.readouterr().err
+
+
+def test_float16_loss_scaling_keeps_its_infinite_gradients(tmp_path):
+    """Under a GradScaler, inf gradients are how the scaler finds its scale (it skips those steps itself)."""
+    from types import SimpleNamespace
+
+    param = torch.nn.Parameter(torch.ones(3))
+    param.grad = torch.full((3,), float("inf"))
+    optimizer = torch.optim.SGD([param], lr=0.1)
+    fake = SimpleNamespace(precision_plugin=SimpleNamespace(scaler=torch.amp.GradScaler("cpu")), global_step=0, current_epoch=0)
+    NonFiniteLossGuard().on_before_optimizer_step(fake, None, optimizer)  # no error: the scaler's business
+    fake.precision_plugin.scaler = None
+    with pytest.raises(NonFiniteLossError, match="a gradient is not finite"):
+        NonFiniteLossGuard().on_before_optimizer_step(fake, None, optimizer)

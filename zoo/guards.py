@@ -84,7 +84,11 @@ class NonFiniteLossGuard(Callback):
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer) -> None:
         params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         bad_loss, self._bad_loss = self._bad_loss, None
-        grads_finite = not params or bool(torch.isfinite(torch.nn.utils.get_total_norm([p.grad for p in params])))
+        # Under float16 mixed precision, infinite gradients are the loss scaler's business: it skips the step
+        # and lowers the scale (that is how it finds its scale), so only the loss is checked then.
+        scaler = getattr(trainer.precision_plugin, "scaler", None)
+        scaled = scaler is not None and scaler.is_enabled()
+        grads_finite = scaled or not params or bool(torch.isfinite(torch.nn.utils.get_total_norm([p.grad for p in params])))
         if bad_loss is None and grads_finite:
             return
         what = f"the training loss is {bad_loss}" if bad_loss is not None else "a gradient is not finite"
