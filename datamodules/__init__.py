@@ -7,6 +7,7 @@ Each datamodule exposes ``num_classes``, ``input_shape``, ``class_names`` and ``
 from datamodules.base import CorruptDataError, DataNotFoundError, ImageDataModule, InMemoryDataset, ZooDataModule
 from datamodules.imagefolder import ImageFolderDataModule
 from datamodules.rl import EnvironmentDataModule
+from datamodules.streaming import StreamingImageDataModule
 from datamodules.tabular import BlobsDataModule, DigitsDataModule, LinearRegressionDataModule
 from datamodules.text import IMDBDataModule, TextDataModule, Tokenizer
 from datamodules.timeseries import TimeSeriesDataModule
@@ -27,6 +28,7 @@ __all__ = [
     "InMemoryDataset",
     "LinearRegressionDataModule",
     "MNISTDataModule",
+    "StreamingImageDataModule",
     "TextDataModule",
     "TimeSeriesDataModule",
     "Tokenizer",
