@@ -34,6 +34,8 @@ class AlexNet(ImageClassifier):
         super().__init__(**kwargs)
         if self.image_size < 63:
             raise ValueError(f"AlexNet needs images of at least 63 px, got image_size={self.image_size}; use alexnet_small")
+        if classifier_width < 1:
+            raise ValueError(f"classifier_width must be >= 1, got {classifier_width}")
         self.features = nn.Sequential(
             nn.Conv2d(self.in_channels, 64, 11, stride=4, padding=2),  # (B, 64, 55, 55)
             nn.ReLU(inplace=True),
@@ -89,8 +91,10 @@ class AlexNetSmall(ImageClassifier):
     ) -> None:
         kwargs = {"in_channels": 1, "image_size": 28, "dropout": 0.5, **kwargs}
         super().__init__(**kwargs)
-        if len(channels) != 5:
-            raise ValueError(f"channels needs 5 entries (one per convolution), got {channels}")
+        if len(channels) != 5 or min(channels) < 1:
+            raise ValueError(f"channels needs 5 entries >= 1 (one per convolution), got {channels}")
+        if hidden_size < 1:
+            raise ValueError(f"hidden_size must be >= 1, got {hidden_size}")
         if self.image_size < 8:
             raise ValueError(f"AlexNetSmall needs images of at least 8 px, got image_size={self.image_size}")
         c1, c2, c3, c4, c5 = channels

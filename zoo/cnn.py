@@ -14,7 +14,8 @@ __all__ = ["SimpleCNN"]
 class SimpleCNN(ImageClassifier):
     """conv 10@5x5 -> max-pool -> ReLU -> conv 20@5x5 -> dropout -> max-pool -> ReLU -> fc 50 -> dropout -> classes.
 
-    Works for any square image of side >= 12; 28x28 gives 320 features before the fc layer, 32x32 gives 500.
+    Works for any square image of side >= 16 (two 5x5 convolutions, each followed by a 2x2 pool); 28x28
+    gives 320 features before the fc layer, 32x32 gives 500.
     ``channels`` and ``hidden_size`` widen it (``[32, 64]``, 128: the 2-conv nets of the Fashion-MNIST benchmark).
 
     Args:
@@ -38,8 +39,8 @@ class SimpleCNN(ImageClassifier):
         hidden_size: int = 50,
         **kwargs,
     ) -> None:
-        if image_size < 12:
-            raise ValueError(f"SimpleCNN needs images of side >= 12, got image_size={image_size}")
+        if image_size < 16:
+            raise ValueError(f"SimpleCNN needs images of side >= 16 (two 5x5 convolutions and two 2x2 pools), got image_size={image_size}")
         if len(channels) != 2 or min(channels) < 1 or hidden_size < 1:
             raise ValueError(f"SimpleCNN takes two positive conv widths and hidden_size >= 1, got channels={channels}, hidden_size={hidden_size}")
         c1, c2 = channels

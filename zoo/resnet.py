@@ -110,6 +110,8 @@ class ResNet(ImageClassifier):
             raise ValueError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
         if len(layers) != len(widths) or not layers:
             raise ValueError(f"layers and widths need one entry per stage, got {layers} and {widths}")
+        if min(layers) < 1 or min(widths) < 1:
+            raise ValueError(f"every stage needs >= 1 block (layers) of >= 1 channel (widths), got layers={layers}, widths={widths}")
         block_cls = _BLOCKS[block]
         self.in_planes = widths[0]
         if stem == "imagenet":

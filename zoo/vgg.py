@@ -59,6 +59,8 @@ class VGG(ImageClassifier):
             raise ValueError(f"depth must be one of {tuple(VGG_CONFIGS)}, got {depth}")
         if self.image_size < 17:
             raise ValueError(f"VGG needs images of at least 17 px for its five max-pools, got image_size={self.image_size}")
+        if min(width, pool_size, classifier_width) < 1:
+            raise ValueError(f"width, pool_size and classifier_width must be >= 1, got {width}, {pool_size}, {classifier_width}")
         layers: list[nn.Module] = []
         channels = self.in_channels
         for v in VGG_CONFIGS[depth]:

@@ -90,6 +90,10 @@ class VisionTransformer(ImageClassifier):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        if min(patch_size, dim, heads) < 1 or depth < 0:
+            raise ValueError(f"patch_size, dim and heads must be >= 1 and depth >= 0, got {patch_size}, {dim}, {heads}, {depth}")
+        if int(dim * mlp_ratio) < 1:
+            raise ValueError(f"mlp_ratio must give each block's MLP >= 1 unit (dim * mlp_ratio), got mlp_ratio={mlp_ratio} for dim={dim}")
         if self.image_size % patch_size:
             raise ValueError(f"patch_size ({patch_size}) must divide image_size ({self.image_size})")
         if dim % heads:
