@@ -1,0 +1,141 @@
+"""The benchmark suite (``python -m zoo.bench``) with ``--quick`` sizes on the fixture data: the harness, not
+the figures. Every comparison's table has its columns, its ratios are positive finite numbers, and the
+markdown file records the machine, the command and the versions."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from zoo.bench import BenchSettings, Table, run_suite, write_report
+from zoo.bench.data_pipeline import run_data, torchvision_layout
+from zoo.bench.inference_speed import classifier_names
+from zoo.bench.overhead import run_overhead
+from zoo.bench.report import machine_info
+
+
+def _fixture_args(vision_root, tmp_path) -> list[str]:
+    return ["--quick", "--data-dir", str(vision_root.root / "FashionMNIST" / "raw"), "--workdir", str(tmp_path / "work"),
+            "--out", str(tmp_path / "BENCHMARKS.md")]  # fmt: skip
+
+
+def _check_ratios(table: Table) -> None:
+    assert table.ratios, f"{table.name}: no ratios"
+    for key, value in table.ratios.items():
+        assert isinstance(value, float) and math.isfinite(value) and value > 0, (table.name, key, value)
+
+
+def _check_report(path, command_part: str) -> str:
+    text = path.read_text()
+    for needed in ("Command: `python -m zoo.bench", command_part, "- machine:", "- CPU:", "- cores:", f"- torch: {torch.__version__}",
+                   "- lightning:", "- date (UTC):"):  # fmt: skip
+        assert needed in text, needed
+    return text
+
+
+def test_overhead_and_data_tables(vision_root, tmp_path):
+    """LeNet-5 only (ResNet-20 doubles the time: the slow test runs the whole suite's overhead table)."""
+    settings = BenchSettings.quick_settings(data_dir=str(vision_root.root / "FashionMNIST" / "raw"), workdir=tmp_path / "work")
+    overhead, data = run_overhead(settings, models=["lenet5"]), run_data(settings)
+    (row,) = overhead.rows
+    assert row["model"] == "lenet5" and row["steps/epoch"] == 2 and row["batch"] == 32
+    assert overhead.ratios["lenet5"] == pytest.approx(row["zoo fit s/epoch"] / row["hand loop s/epoch"])
+    assert [r["pipeline"].split(" ")[0] for r in data.rows] == ["zoo", "torchvision"]
+    assert set(data.ratios) == {"torchvision_workers0_loader", "torchvision_workers0_epoch"}
+    for table in (overhead, data):
+        _check_ratios(table)
+    out = write_report(tmp_path / "BENCHMARKS.md", [overhead, data], machine_info("cpu"), "python -m zoo.bench --quick")
+    text = _check_report(out, "--quick")
+    assert "## 1. Lightning overhead" in text and "## 2. Data pipeline" in text and "| lenet5 | 2 | 32 |" in text
+
+
+@pytest.mark.slow
+def test_suite_overhead_both_models(vision_root, tmp_path):
+    tables, out = run_suite(["--only", "overhead", *_fixture_args(vision_root, tmp_path)])
+    (overhead,) = tables
+    assert [r["model"] for r in overhead.rows] == ["lenet5", "resnet20"]
+    _check_ratios(overhead)
+    _check_report(out, "--only overhead --quick")
+
+
+def test_inference_table_and_profile(tmp_path, capsys):
+    out = tmp_path / "b.md"
+    (table,), _ = run_suite(["--only", "inference", "--quick", "--models", "lenet5,gru", "--profile", "--out", str(out)])
+    assert table.columns == ["model", "input", "eager img/s", "eager peak MiB"]  # --quick: no compile
+    assert [(r["model"], r["input"]) for r in table.rows] == [("lenet5", "1x28x28"), ("gru", "28x28")]
+    _check_ratios(table)
+    for row in table.rows:
+        assert row["eager peak MiB"] == "" or row["eager peak MiB"] >= 0
+    assert "torch.profiler: inference: lenet5, eager" in capsys.readouterr().out
+    _check_report(out, "--models lenet5,gru --profile")
+
+
+def test_classifiers_are_every_registered_classifier():
+    import zoo
+
+    names = classifier_names()
+    assert {"lenet5", "resnet20", "resnet50", "vgg16_bn", "vit_tiny", "gru", "transformer_classifier"} <= set(names)
+    assert not {"dqn", "gan", "autoencoder", "seq2seq", "linear_regression"} & set(names)
+    assert all(issubclass(zoo.get_model_class(n), zoo.ClassifierModule) for n in names)
+
+
+def test_torchvision_layout_reads_the_same_images(vision_root, tmp_path):
+    from torchvision.datasets import FashionMNIST
+
+    from datamodules import FashionMNISTDataModule
+
+    dm = FashionMNISTDataModule(data_dir=str(vision_root.root / "FashionMNIST" / "raw"), download=False)
+    root = torchvision_layout(dm.locate(), tmp_path / "tv")
+    dataset = FashionMNIST(str(root), train=True, download=False)
+    assert torch.equal(dataset.data, torch.from_numpy(vision_root.fashion["train-images-idx3-ubyte"]))
+    assert torch.equal(dataset.targets, torch.from_numpy(vision_root.fashion["train-labels-idx1-ubyte"]).long())
+
+
+def test_report_records_machine_command_and_rows(tmp_path):
+    table = Table(name="x", title="A table", columns=["a", "ratio"], rows=[{"a": "row", "ratio": 1.25}], ratios={"r": 1.25}, goal="<= 2x")
+    path = write_report(tmp_path / "B.md", [table], machine_info("cpu"), "python -m zoo.bench --only x")
+    text = _check_report(path, "--only x")
+    assert "## A table\n\n| a | ratio |\n|---|---|\n| row | 1.250 |\n\nGoal: <= 2x." in text
+    assert not list(tmp_path.glob(".*tmp"))  # written through a temporary file, renamed into place
+
+
+@pytest.mark.parametrize("argv, message", [(["--only", "overhead,speed"], "unknown comparison"), (["--repeats", "0"], "--repeats")])
+def test_bad_options_are_refused(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        run_suite([*argv, "--out", str(tmp_path / "b.md")])
+    assert message in f"{exc.value} {capsys.readouterr().err}"
+    assert not (tmp_path / "b.md").exists()
+
+
+def test_quick_settings_are_tiny():
+    quick = BenchSettings.quick_settings()
+    assert quick.batches == 2 and quick.repeats == 1 and quick.seeds == [0] and quick.dqn_seeds == [0] and not quick.compile
+    assert BenchSettings().seeds == [0, 1, 2] and BenchSettings().dqn_seeds == [0, 1, 2, 3, 4] and BenchSettings().inference_batch == 256
+
+
+@pytest.mark.slow
+def test_accuracy_and_dqn_processes(vision_root, tmp_path):
+    """One quick ``train.py fit`` process per comparison: test accuracy and seconds, solved step and test return."""
+    tables, out = run_suite(["--only", "accuracy,dqn", *_fixture_args(vision_root, tmp_path)])
+    accuracy, dqn = tables
+    assert [r["seed"] for r in accuracy.rows] == [0, "median", "worst"]
+    assert 0.0 <= accuracy.rows[0]["test acc"] <= 1.0 and accuracy.rows[0]["seconds"] > 0
+    assert [r["seed"] for r in dqn.rows] == [0, "median", "worst"]
+    assert dqn.rows[0]["test return"] >= 1  # CartPole pays 1 per step survived
+    for table in tables:
+        _check_ratios(table)
+    text = _check_report(out, "--only accuracy,dqn --quick")
+    assert "## 3. Time to accuracy" in text and "## 4. DQN" in text
+
+
+@pytest.mark.slow
+def test_compiled_inference(tmp_path):
+    """``--compile`` with ``--quick``: LeNet-5 compiled in place; compile time and speed-up reported."""
+    (table,), _ = run_suite(["--only", "inference", "--quick", "--compile", "--models", "lenet5", "--out", str(tmp_path / "b.md")])
+    assert table.columns == ["model", "input", "eager img/s", "eager peak MiB", "compiled img/s", "speed-up", "compile s",
+                             "compiled peak MiB"]  # fmt: skip
+    (row,) = table.rows
+    assert row["compile s"] > 0 and row["speed-up"] == pytest.approx(row["compiled img/s"] / row["eager img/s"])
+    _check_ratios(table)

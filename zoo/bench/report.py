@@ -1,0 +1,128 @@
+"""Tables, the machine's description and the BENCHMARKS.md writer shared by every comparison."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import platform
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Table", "machine_info", "median", "ratio", "render_markdown", "write_report"]
+
+
+@dataclass
+class Table:
+    """One comparison's result: a titled table of rows, the ratios it is judged by, and notes.
+
+    Args:
+        name: the comparison's key (``overhead``, ``data``, ...).
+        title: heading of the table.
+        columns: column names, in order.
+        rows: one dict per row, keyed by column name.
+        ratios: the figures the comparison is judged by (``{"lenet5": 1.03}``): same-run time ratios.
+        goal: what the ratios should reach, in words (``"<= 1.05x"``), or "".
+        notes: sentences printed under the table (what is measured and how).
+    """
+
+    name: str
+    title: str
+    columns: list[str]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    ratios: dict[str, float] = field(default_factory=dict)
+    goal: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        lines = [f"## {self.title}", ""]
+        lines.append("| " + " | ".join(self.columns) + " |")
+        lines.append("|" + "|".join("---" for _ in self.columns) + "|")
+        for row in self.rows:
+            lines.append("| " + " | ".join(_fmt(row.get(c, "")) for c in self.columns) + " |")
+        lines.append("")
+        if self.goal:
+            lines.append(f"Goal: {self.goal}.")
+        lines += self.notes
+        return "\n".join(lines).rstrip() + "\n"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.0f}"
+    return str(value)
+
+
+def median(values: list[float]) -> float:
+    """The median of ``values`` (NaN for none)."""
+    return statistics.median(values) if values else float("nan")
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    """``numerator / denominator``; NaN when the denominator is not a positive number."""
+    return numerator / denominator if denominator > 0 else float("nan")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info(device: str = "cpu") -> dict[str, str]:
+    """What the figures depend on: machine, CPU model, cores, threads, accelerator and library versions."""
+    import lightning
+    import torch
+    import torchvision
+
+    info = {
+        "date (UTC)": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{platform.node()} ({platform.platform()})",
+        "CPU": _cpu_model(),
+        "cores": str(os.cpu_count()),
+        "torch threads": str(torch.get_num_threads()),
+        "device": device,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "torchvision": torchvision.__version__,
+    }
+    if hasattr(os, "getloadavg"):
+        info["load average at start"] = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    if device == "cuda" and torch.cuda.is_available():
+        info["GPU"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def render_markdown(tables: list[Table], info: dict[str, str], command: str) -> str:
+    """BENCHMARKS.md: how it was made (command, machine, versions), then every table."""
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `python -m zoo.bench`; every ratio compares two timings taken in the same run.",
+        "",
+        f"Command: `{command}`",
+        "",
+    ]
+    lines += [f"- {key}: {value}" for key, value in info.items()]
+    lines.append("")
+    for table in tables:
+        lines.append(table.markdown())
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_report(path: str | Path, tables: list[Table], info: dict[str, str], command: str) -> Path:
+    """Write ``render_markdown(...)`` to ``path`` (atomically: a temporary file, then a rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(render_markdown(tables, info, command), encoding="utf-8")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,112 @@
+"""The benchmark suite's command line: parse the options, run the chosen comparisons, write BENCHMARKS.md.
+
+    python -m zoo.bench                                   # every comparison, full sizes, BENCHMARKS.md
+    python -m zoo.bench --only overhead,data --quick      # a harness check with tiny sizes
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from zoo.bench.data_pipeline import run_data
+from zoo.bench.dqn_solve import run_dqn
+from zoo.bench.inference_speed import run_inference
+from zoo.bench.overhead import run_overhead
+from zoo.bench.report import Table, machine_info, write_report
+from zoo.bench.settings import BenchSettings
+from zoo.bench.time_to_accuracy import run_accuracy
+
+__all__ = ["COMPARISONS", "parse_args", "run_suite"]
+
+#: Comparison name -> the function that runs it, in the order they are reported.
+COMPARISONS: dict[str, Callable[[BenchSettings], Table]] = {
+    "overhead": run_overhead,
+    "data": run_data,
+    "accuracy": run_accuracy,
+    "dqn": run_dqn,
+    "inference": run_inference,
+}
+
+
+def _only(value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in COMPARISONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown comparison(s) {unknown or value!r}; choose from {', '.join(COMPARISONS)}")
+    return names
+
+
+def _ints(value: str) -> list[int]:
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {value!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m zoo.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", type=_only, default=list(COMPARISONS),
+                        help=f"comma-separated comparisons to run (default: all): {','.join(COMPARISONS)}")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the harness (not to measure)")
+    parser.add_argument("--out", default="BENCHMARKS.md", help="markdown file the tables are written to (default: BENCHMARKS.md)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where models run (default: cpu)")
+    parser.add_argument("--profile", action="store_true", help="run the timed sections under torch.profiler and print the top ops")
+    parser.add_argument("--recipe", default=None, help="the accuracy comparison's config (default: configs/lenet5_fashionmnist.yaml)")
+    parser.add_argument("--seeds", type=_ints, default=None, help="the accuracy comparison's seeds (default: 0,1,2)")
+    parser.add_argument("--dqn-seeds", type=_ints, default=None, help="the DQN comparison's seeds (default: 0,1,2,3,4)")
+    parser.add_argument("--data-dir", default=None, help="Fashion-MNIST's folder (default: the datamodule's own lookup)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed epochs or passes; the median is reported (default: 3)")
+    parser.add_argument("--batches", type=int, default=None, help="training batches per epoch in overhead/data (default: all)")
+    parser.add_argument("--models", default=None, help="comma-separated classifiers for inference (default: every classifier)")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="time torch.compile in the inference comparison (default: on; off with --quick)")
+    parser.add_argument("--workdir", default="runs/bench", help="scratch folder for logs and checkpoints (default: runs/bench)")
+    return parser
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, BenchSettings]:
+    """The parsed options and the settings they make (``--quick`` starts from ``BenchSettings.quick_settings``)."""
+    args = build_parser().parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda, but torch finds no CUDA device")
+    if args.repeats is not None and args.repeats < 1:
+        raise SystemExit(f"error: --repeats must be >= 1, got {args.repeats}")
+    overrides = {"device": args.device, "profile": args.profile, "data_dir": args.data_dir, "workdir": Path(args.workdir)}
+    for key, value in (("recipe", args.recipe), ("seeds", args.seeds), ("dqn_seeds", args.dqn_seeds),
+                       ("repeats", args.repeats), ("batches", args.batches)):  # fmt: skip
+        if value is not None:
+            overrides[key] = value
+    if args.models:
+        overrides["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
+    if args.compile is not None:
+        overrides["compile"] = args.compile
+    settings = BenchSettings.quick_settings(**overrides) if args.quick else BenchSettings(**overrides)
+    return args, settings
+
+
+def run_suite(argv: list[str] | None = None) -> tuple[list[Table], Path]:
+    """Run the comparisons ``argv`` asks for, printing each table, and write them all to ``--out``.
+
+    The file is rewritten after every comparison, so a long run interrupted midway keeps what it measured.
+    Returns the tables and the file's path.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, settings = parse_args(argv)
+    command = "python -m zoo.bench" + (" " + shlex.join(argv) if argv else "")
+    info = machine_info(settings.device)
+    tables: list[Table] = []
+    out = Path(args.out)
+    for name in args.only:
+        print(f"== zoo.bench: {name}", flush=True)
+        table = COMPARISONS[name](settings)
+        tables.append(table)
+        print(table.markdown(), flush=True)
+        write_report(out, tables, info, command)
+    print(f"Wrote {out}", flush=True)
+    return tables, out
