@@ -9,6 +9,7 @@ import csv
 import json
 import struct
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -73,8 +74,13 @@ def test_wandb_logger_offline_gets_metrics_images_and_tables(cli_in, tmp_path, m
         wandb.finish()  # writes the summary and closes the run
     (run,) = (tmp_path / "wb" / "wandb").glob("offline-run-*")
     (records,) = run.glob("run-*.wandb")  # what `wandb sync` uploads: history rows, summary, files
-    history = wandb_history(records)
-    logged = {key for row in history for key in row}
+    deadline = time.monotonic() + 60
+    while True:  # wandb-core may still be writing the run file when finish() returns
+        history = wandb_history(records)
+        logged = {key for row in history for key in row}
+        if "test/acc" in logged or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert {"val/acc", "val/loss", "test/acc", "test/confusion_matrix/_type"} <= logged
     (test_acc,) = [row["test/acc"] for row in history if "test/acc" in row]
     assert 0.0 <= test_acc <= 1.0
@@ -96,6 +102,8 @@ def wandb_history(path: Path) -> list[dict]:
             pos += block - pos % block
             continue
         _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if pos + 7 + length > len(data):  # a chunk still being written
+            break
         chunks += data[pos + 7 : pos + 7 + length]
         pos += 7 + length
         if kind in (1, 4):  # a full record, or the last chunk of one
