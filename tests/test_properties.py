@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 import zoo
 
 ZOO_DIR = Path(zoo.__file__).resolve().parent
-EXAMPLES = int(os.environ.get("ZOO_HYPOTHESIS_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("ZOO_HYPOTHESIS_EXAMPLES", "30"))
 
 def _settings(cls: type) -> settings:
     examples = EXAMPLES // 3 if cls is zoo.AlexNet else EXAMPLES  # 224-px-scale convolutions: the slowest by far
