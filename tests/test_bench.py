@@ -4,6 +4,7 @@ markdown file records the machine, the command and the versions."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -38,11 +39,13 @@ def _check_report(path, command_part: str) -> str:
 def test_overhead_and_data_tables(vision_root, tmp_path):
     """LeNet-5 only (ResNet-20 doubles the time: the slow test runs the whole suite's overhead table)."""
     settings = BenchSettings.quick_settings(data_dir=str(vision_root.root / "FashionMNIST" / "raw"), workdir=tmp_path / "work")
-    overhead, data = run_overhead(settings, models=["lenet5"]), run_data(settings)
+    overhead = run_overhead(settings, models=["lenet5"])
+    data = run_data(dataclasses.replace(settings, batches=None))  # whole epochs of the 160 fixture images
     (row,) = overhead.rows
     assert row["model"] == "lenet5" and row["steps/epoch"] == 2 and row["batch"] == 32
     assert overhead.ratios["lenet5"] == pytest.approx(row["zoo fit s/epoch"] / row["hand loop s/epoch"])
     assert [r["pipeline"].split(" ")[0] for r in data.rows] == ["zoo", "torchvision"]
+    assert [r["images/epoch"] for r in data.rows] == [160, 160]  # both serve the whole training split
     assert set(data.ratios) == {"torchvision_workers0_loader", "torchvision_workers0_epoch"}
     for table in (overhead, data):
         _check_ratios(table)
@@ -124,6 +127,7 @@ def test_accuracy_and_dqn_processes(vision_root, tmp_path):
     assert 0.0 <= accuracy.rows[0]["test acc"] <= 1.0 and accuracy.rows[0]["seconds"] > 0
     assert [r["seed"] for r in dqn.rows] == [0, "median", "worst"]
     assert dqn.rows[0]["test return"] >= 1  # CartPole pays 1 per step survived
+    assert dqn.rows[0]["solved at env step"] == "not solved" or 0 < dqn.rows[0]["solved at env step"] <= 64
     for table in tables:
         _check_ratios(table)
     text = _check_report(out, "--only accuracy,dqn --quick")

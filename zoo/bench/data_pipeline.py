@@ -6,7 +6,8 @@
   sample (PIL image -> tensor), collated by a ``DataLoader`` with ``shuffle=True``: the tutorial pipeline.
   It reads the same files, gunzipped into torchvision's ``raw/`` layout in a temporary folder (no download).
 
-Each side is timed per epoch twice: the loader alone (every batch made model-ready) and the loader feeding
+Both sides serve all 60,000 training images (the zoo's validation split is off). Each side is timed per
+epoch twice: the loader alone (every batch made model-ready) and the loader feeding
 a LeNet-5 training step (forward, backward, Adam step). No augmentation on either side.
 """
 
@@ -43,7 +44,8 @@ def torchvision_layout(files: dict[str, Path], root: Path) -> Path:
 def _zoo_batches(settings: BenchSettings) -> tuple[Callable[[], Iterable], object]:
     from datamodules import FashionMNISTDataModule
 
-    dm = FashionMNISTDataModule(data_dir=settings.data_dir, batch_size=settings.batch_size)
+    # val_fraction=0: all 60,000 training images, as many as torchvision's dataset holds.
+    dm = FashionMNISTDataModule(data_dir=settings.data_dir, batch_size=settings.batch_size, val_fraction=0.0)
     dm.setup("fit")
     device = torch.device(settings.device)
 
@@ -73,23 +75,25 @@ def _torchvision_batches(settings: BenchSettings, dm, root: Path, workers: int) 
     return epoch
 
 
-def _time_epochs(batches: Callable[[], Iterable], settings: BenchSettings, step: Callable | None) -> list[float]:
-    """Seconds per epoch (1 warm-up + ``repeats``) of drawing ``settings.batches`` batches, each through ``step``."""
+def _time_epochs(batches: Callable[[], Iterable], settings: BenchSettings, step: Callable | None) -> tuple[list[float], int]:
+    """Seconds per epoch (1 warm-up + ``repeats``) of drawing ``settings.batches`` batches (all: None), each
+    through ``step``; and the images one epoch drew."""
     device = torch.device(settings.device)
-    seconds = []
+    seconds, images = [], 0
     for _ in range(1 + settings.repeats):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        start = time.perf_counter()
+        start, images = time.perf_counter(), 0
         for i, (x, y) in enumerate(batches()):
             if step is not None:
                 step(x, y)
+            images += len(y)
             if settings.batches and i + 1 >= settings.batches:
                 break
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds.append(time.perf_counter() - start)
-    return seconds
+    return seconds, images
 
 
 def _lenet_step(settings: BenchSettings) -> Callable:
@@ -114,7 +118,7 @@ def run_data(settings: BenchSettings, torchvision_workers: list[int] | None = No
     table = Table(
         name="data",
         title="2. Data pipeline: zoo FashionMNISTDataModule vs torchvision FashionMNIST + ToTensor + Normalize",
-        columns=["pipeline", "loader s/epoch", "loader + LeNet-5 step s/epoch", "loader speed-up", "epoch speed-up"],
+        columns=["pipeline", "images/epoch", "loader s/epoch", "loader + LeNet-5 step s/epoch", "loader speed-up", "epoch speed-up"],
         goal="speed-up >= 2x per epoch on the CPU (speed-up = torchvision seconds / zoo seconds)",
         notes=[
             f"Batch {settings.batch_size}, {'the whole training split' if not settings.batches else f'{settings.batches} batches'} "
@@ -123,20 +127,22 @@ def run_data(settings: BenchSettings, torchvision_workers: list[int] | None = No
     )
     zoo_epoch, dm = _zoo_batches(settings)
     with maybe_profile(settings.profile, "data: zoo datamodule, loader only"):
-        zoo_load = median(_time_epochs(zoo_epoch, settings, None)[1:])
-    zoo_step = median(_time_epochs(zoo_epoch, settings, _lenet_step(settings))[1:])
-    table.rows.append({"pipeline": "zoo (in-memory uint8, batch preprocess)", "loader s/epoch": zoo_load,
+        zoo_load, images = _time_epochs(zoo_epoch, settings, None)
+    zoo_step, _ = _time_epochs(zoo_epoch, settings, _lenet_step(settings))
+    zoo_load, zoo_step = median(zoo_load[1:]), median(zoo_step[1:])
+    table.rows.append({"pipeline": "zoo (in-memory uint8, batch preprocess)", "images/epoch": images, "loader s/epoch": zoo_load,
                        "loader + LeNet-5 step s/epoch": zoo_step, "loader speed-up": 1.0, "epoch speed-up": 1.0})  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench-torchvision-") as tmp:
         for n in workers:
             tv_epoch = _torchvision_batches(settings, dm, Path(tmp), n)
             with maybe_profile(settings.profile, f"data: torchvision, {n} workers, loader only"):
-                tv_load = median(_time_epochs(tv_epoch, settings, None)[1:])
-            tv_step = median(_time_epochs(tv_epoch, settings, _lenet_step(settings))[1:])
+                tv_load, images = _time_epochs(tv_epoch, settings, None)
+            tv_step, _ = _time_epochs(tv_epoch, settings, _lenet_step(settings))
+            tv_load, tv_step = median(tv_load[1:]), median(tv_step[1:])
             key = f"torchvision_workers{n}"
             table.ratios[f"{key}_loader"] = ratio(tv_load, zoo_load)
             table.ratios[f"{key}_epoch"] = ratio(tv_step, zoo_step)
-            table.rows.append({"pipeline": f"torchvision per-sample, num_workers={n}", "loader s/epoch": tv_load,
+            table.rows.append({"pipeline": f"torchvision per-sample, num_workers={n}", "images/epoch": images, "loader s/epoch": tv_load,
                                "loader + LeNet-5 step s/epoch": tv_step, "loader speed-up": table.ratios[f"{key}_loader"],
                                "epoch speed-up": table.ratios[f"{key}_epoch"]})  # fmt: skip
     return table

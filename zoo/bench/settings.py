@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +32,7 @@ class BenchSettings:
         inference_batch: images per forward pass in the inference comparison.
         compile: also time ``torch.compile`` in the inference comparison.
         profile: wrap the timed sections in torch.profiler and print the top ops.
-        workdir: scratch folder for the runs' logs and checkpoints.
+        workdir: scratch folder for the runs' logs and checkpoints (default: a new temporary folder).
     """
 
     device: str = "cpu"
@@ -49,7 +50,7 @@ class BenchSettings:
     inference_batch: int = 256
     compile: bool = True
     profile: bool = False
-    workdir: Path = field(default_factory=lambda: Path("runs/bench"))
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="zoo-bench-")))
 
     @classmethod
     def quick_settings(cls, **overrides) -> BenchSettings:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -66,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--models", default=None, help="comma-separated classifiers for inference (default: every classifier)")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                         help="time torch.compile in the inference comparison (default: on; off with --quick)")
-    parser.add_argument("--workdir", default="runs/bench", help="scratch folder for logs and checkpoints (default: runs/bench)")
+    parser.add_argument("--workdir", default=None,
+                        help="keep the runs' logs and checkpoints in this folder (default: a temporary folder, removed at the end)")
     return parser
 
 
@@ -77,7 +79,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, BenchSettings]:
         raise SystemExit("error: --device cuda, but torch finds no CUDA device")
     if args.repeats is not None and args.repeats < 1:
         raise SystemExit(f"error: --repeats must be >= 1, got {args.repeats}")
-    overrides = {"device": args.device, "profile": args.profile, "data_dir": args.data_dir, "workdir": Path(args.workdir)}
+    overrides = {"device": args.device, "profile": args.profile, "data_dir": args.data_dir}
+    if args.workdir:
+        overrides["workdir"] = Path(args.workdir)
     for key, value in (("recipe", args.recipe), ("seeds", args.seeds), ("dqn_seeds", args.dqn_seeds),
                        ("repeats", args.repeats), ("batches", args.batches)):  # fmt: skip
         if value is not None:
@@ -102,11 +106,18 @@ def run_suite(argv: list[str] | None = None) -> tuple[list[Table], Path]:
     info = machine_info(settings.device)
     tables: list[Table] = []
     out = Path(args.out)
-    for name in args.only:
-        print(f"== zoo.bench: {name}", flush=True)
-        table = COMPARISONS[name](settings)
-        tables.append(table)
-        print(table.markdown(), flush=True)
-        write_report(out, tables, info, command)
+    try:
+        for name in args.only:
+            print(f"== zoo.bench: {name}", flush=True)
+            if settings.profile and name in ("accuracy", "dqn"):
+                print(f"--profile: {name} times whole train.py processes, which torch.profiler cannot wrap from here; "
+                      "profile one with py-spy (py-spy record -o profile.svg -- python train.py fit --config ...)", flush=True)
+            table = COMPARISONS[name](settings)
+            tables.append(table)
+            print(table.markdown(), flush=True)
+            write_report(out, tables, info, command)
+    finally:
+        if not args.workdir:  # the default scratch folder: removed
+            shutil.rmtree(settings.workdir, ignore_errors=True)
     print(f"Wrote {out}", flush=True)
     return tables, out
