@@ -39,6 +39,9 @@ _INSTALL_HINT = "streaming needs litdata: pip install 'lightning-zoo[stream]' (o
 
 
 def _litdata():
+    # litdata asks PyPI for a newer version of itself (30 s timeout) each time a dataset is created, unless told
+    # not to; a training run (and an offline cluster) should not.
+    os.environ.setdefault("LITDATA_DISABLE_VERSION_CHECK", "1")
     try:
         import litdata
     except ImportError:
@@ -146,6 +149,7 @@ def read_metadata(data_dir: str) -> dict[str, Any]:
                 f"or give the datamodule a source (--data.source FashionMNISTDataModule) to write it on first use."
             )
         return json.loads(path.read_text())
+    _litdata()
     from litdata.streaming.downloader import get_downloader
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -185,7 +189,8 @@ class StreamingImageDataModule(ImageDataModule):
             whose data is written to ``data_dir`` when ``data_dir`` is absent; None: ``data_dir`` must exist.
         source_dir: the source's ``data_dir`` (where its files are); default its own default.
         cache_dir: where litdata keeps the chunks it downloads from a remote ``data_dir``; default litdata's.
-        max_cache_size: bound on that cache, e.g. ``"10GB"``; chunks already read are evicted beyond it.
+        max_cache_size: bound on that cache, e.g. ``"50GB"``; chunks already read are evicted beyond it.
+            Default: litdata's.
         chunk_bytes: size of each chunk file when writing from ``source``.
         random_crop_padding: training augmentation: pad by this many pixels and crop back at random (0: off).
         horizontal_flip: training augmentation: mirror half of the images left-right.
@@ -203,7 +208,7 @@ class StreamingImageDataModule(ImageDataModule):
         source: str | None = None,
         source_dir: str | None = None,
         cache_dir: str | None = None,
-        max_cache_size: str = "10GB",
+        max_cache_size: str | None = None,
         chunk_bytes: str = "64MB",
         random_crop_padding: int = 0,
         horizontal_flip: bool = False,
@@ -266,9 +271,11 @@ class StreamingImageDataModule(ImageDataModule):
         for split in SPLITS:
             if split in splits:
                 url = self.data_dir if _is_remote(self.data_dir) else Path(self.data_dir).as_posix()
+                # batch_decode off: "auto" decoded 32 neighbours per shuffled sample, 2.7x slower here.
+                cache = {} if self.max_cache_size is None else {"max_cache_size": self.max_cache_size}
                 self.streams[split] = litdata.StreamingDataset(
-                    f"{url.rstrip('/')}/{split}", cache_dir=self.cache_dir, max_cache_size=self.max_cache_size,
-                    shuffle=split == "train", seed=self.seed, drop_last=False,
+                    f"{url.rstrip('/')}/{split}", cache_dir=self.cache_dir, shuffle=split == "train", seed=self.seed,
+                    drop_last=False, batch_decode=False, **cache,
                 )  # fmt: skip
 
     def _stream_loader(self, split: str):
@@ -279,9 +286,10 @@ class StreamingImageDataModule(ImageDataModule):
             if split == "val":
                 return []  # no validation split written: no validation loop
             raise DataNotFoundError(f"{self.data_dir} holds no {split} split (it has {sorted(self.streams)})")
+        # Workers end with each epoch: litdata's persistent workers took 11 s to shut down here, every time.
         return _litdata().StreamingDataLoader(
             dataset, batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=_image_batch,
-            pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(), persistent_workers=False,
         )  # fmt: skip
 
     def train_dataloader(self):

@@ -148,3 +148,36 @@ def test_loader_workers_share_the_stream(streaming_copy):
     assert len(y) == 80
     key = lambda images: sorted(map(bytes, images.flatten(1).numpy()))  # noqa: E731  (order-free identity)
     assert key(x) == key(expected_x) and sorted(y.tolist()) == sorted(expected_y.tolist())
+
+
+class _RecordBatches(__import__("lightning").Callback):
+    def __init__(self) -> None:
+        self.batches: list[torch.Tensor] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.batches.append(batch[0].flatten(1).sum(1))  # (B,) one number per image
+
+
+def test_resume_continues_the_training_stream(streaming_copy, tmp_path):
+    """fit --ckpt_path mid-epoch: the resumed run trains on the batches the uninterrupted run saw next."""
+    import lightning as L
+
+    import zoo
+
+    def fit(max_steps: int, ckpt_path: Path | None = None) -> tuple[L.Trainer, _RecordBatches]:
+        L.seed_everything(0)
+        record = _RecordBatches()
+        trainer = L.Trainer(max_steps=max_steps, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False, callbacks=[record])  # fmt: skip
+        model = zoo.LeNet5(num_classes=10, in_channels=1, image_size=28)
+        trainer.fit(model, datamodule=StreamingImageDataModule(data_dir=str(streaming_copy), batch_size=16), ckpt_path=ckpt_path)
+        return trainer, record
+
+    _, whole = fit(5)
+    first, _ = fit(3)
+    first.save_checkpoint(tmp_path / "step3.ckpt")
+    state = torch.load(tmp_path / "step3.ckpt", weights_only=True)["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]
+    assert state["num_samples_yielded"] == 48  # the stream's position: 3 batches of 16
+    _, resumed = fit(5, ckpt_path=tmp_path / "step3.ckpt")
+    assert len(resumed.batches) == 2 and not torch.equal(whole.batches[0], whole.batches[3])  # not the epoch's start again
+    assert all(torch.equal(a, b) for a, b in zip(resumed.batches, whole.batches[3:], strict=True))
