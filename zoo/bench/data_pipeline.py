@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from zoo.bench.profiling import maybe_profile
-from zoo.bench.report import Table, median, ratio
+from zoo.bench.report import Table, median, plural, ratio
 from zoo.bench.settings import BenchSettings
 
 __all__ = ["run_data", "torchvision_layout"]
@@ -122,7 +122,7 @@ def run_data(settings: BenchSettings, torchvision_workers: list[int] | None = No
         goal="speed-up >= 2x per epoch on the CPU (speed-up = torchvision seconds / zoo seconds)",
         notes=[
             f"Batch {settings.batch_size}, {'the whole training split' if not settings.batches else f'{settings.batches} batches'} "
-            f"per epoch; median of {settings.repeats} epochs after a warm-up epoch; no augmentation.",
+            f"per epoch; median of {plural(settings.repeats, 'epoch')} after a warm-up epoch; no augmentation.",
         ],
     )
     zoo_epoch, dm = _zoo_batches(settings)

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from zoo.bench.profiling import maybe_profile
-from zoo.bench.report import Table, median, ratio
+from zoo.bench.report import Table, median, plural, ratio
 from zoo.bench.settings import BenchSettings
 
 __all__ = ["REDUCED", "classifier_names", "run_inference"]
@@ -159,7 +159,7 @@ def run_inference(settings: BenchSettings) -> Table:
         name="inference",
         title=f"5. Inference: images/s at batch {settings.inference_batch}, eager vs torch.compile",
         columns=columns,
-        notes=[f"Median of {max(1, settings.repeats)} passes after a warm-up, under torch.no_grad, eval mode; "
+        notes=[f"Median of {plural(max(1, settings.repeats), 'pass', 'passes')} after a warm-up, under torch.no_grad, eval mode; "
                f"peak MiB: {memory}; ImageNet architectures at the reduced sizes of tests/test_models.py."],  # fmt: skip
     )
     for name in names:

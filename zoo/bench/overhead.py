@@ -18,7 +18,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from zoo.bench.profiling import maybe_profile
-from zoo.bench.report import Table, median, ratio
+from zoo.bench.report import Table, median, plural, ratio
 from zoo.bench.settings import REPO, BenchSettings
 
 __all__ = ["RECIPES", "EpochTimer", "hand_written_epochs", "run_overhead", "zoo_fit_epochs"]
@@ -117,7 +117,7 @@ def run_overhead(settings: BenchSettings, models: list[str] | None = None) -> Ta
         columns=["model", "steps/epoch", "batch", "zoo fit s/epoch", "hand loop s/epoch", "ratio zoo/hand"],
         goal="ratio <= 1.05x per epoch",
         notes=[
-            f"Median of {settings.repeats} epochs after one warm-up epoch; validation off on both sides; same recipe "
+            f"Median of {plural(settings.repeats, 'epoch')} after one warm-up epoch; validation off on both sides; same recipe "
             "model, optimizer, LR schedule, datamodule loader and batch preprocessing.",
         ],
     )

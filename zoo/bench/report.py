@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Table", "machine_info", "median", "ratio", "render_markdown", "write_report"]
+__all__ = ["Table", "machine_info", "median", "plural", "ratio", "render_markdown", "write_report"]
 
 
 @dataclass
@@ -60,6 +60,11 @@ def _fmt(value: Any) -> str:
 def median(values: list[float]) -> float:
     """The median of ``values`` (NaN for none)."""
     return statistics.median(values) if values else float("nan")
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``"1 epoch"``, ``"3 epochs"``."""
+    return f"{n} {word if n == 1 else words or word + 's'}"
 
 
 def ratio(numerator: float, denominator: float) -> float:
