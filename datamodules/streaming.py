@@ -272,10 +272,12 @@ class StreamingImageDataModule(ImageDataModule):
             if split in splits:
                 url = self.data_dir if _is_remote(self.data_dir) else Path(self.data_dir).as_posix()
                 # batch_decode off: "auto" decoded 32 neighbours per shuffled sample, 2.7x slower here.
+                # drop_last left to litdata: on under DDP, so that every rank gets as many batches (uneven
+                # counts hang the gradient all-reduce); off in one process, where every sample is served.
                 cache = {} if self.max_cache_size is None else {"max_cache_size": self.max_cache_size}
                 self.streams[split] = litdata.StreamingDataset(
                     f"{url.rstrip('/')}/{split}", cache_dir=self.cache_dir, shuffle=split == "train", seed=self.seed,
-                    drop_last=False, batch_decode=False, **cache,
+                    batch_decode=False, **cache,
                 )  # fmt: skip
 
     def _stream_loader(self, split: str):

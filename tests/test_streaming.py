@@ -181,3 +181,40 @@ def test_resume_continues_the_training_stream(streaming_copy, tmp_path):
     _, resumed = fit(5, ckpt_path=tmp_path / "step3.ckpt")
     assert len(resumed.batches) == 2 and not torch.equal(whole.batches[0], whole.batches[3])  # not the epoch's start again
     assert all(torch.equal(a, b) for a, b in zip(resumed.batches, whole.batches[3:], strict=True))
+
+
+DDP_SCRIPT = '''
+import sys, lightning as L, torch, zoo
+from datamodules import StreamingImageDataModule
+
+class Seen(L.Callback):
+    def __init__(self): self.images = []
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx): self.images.append(batch[0].flatten(1).sum(1))
+
+if __name__ == "__main__":
+    seen = Seen()
+    trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=1, limit_val_batches=0, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[seen])
+    trainer.fit(zoo.LeNet5(num_classes=10, in_channels=1, image_size=28),
+                datamodule=StreamingImageDataModule(data_dir=sys.argv[1], batch_size=16))
+    torch.save({"batches": trainer.num_training_batches, "images": torch.cat(seen.images)}, f"{sys.argv[2]}/rank{trainer.global_rank}.pt")
+'''
+
+
+@pytest.mark.slow
+def test_ddp_ranks_stream_disjoint_equal_shares(streaming_copy, tmp_path):
+    """2 CPU processes (gloo): litdata gives each rank its own samples, and both ranks as many batches (a rank
+    with one batch more would wait forever in the gradient all-reduce). ~30 s: two Python processes."""
+    import os
+    import subprocess
+
+    (tmp_path / "ddp_stream.py").write_text(DDP_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "ddp_stream.py", str(streaming_copy), str(tmp_path)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    # 120 samples: 60 per rank, cut to whole batches of 16 (litdata's drop_last under DDP): 3 batches each.
+    assert ranks[0]["batches"] == ranks[1]["batches"] == 3
+    sums = [set(r["images"].tolist()) for r in ranks]
+    assert len(sums[0]) == len(sums[1]) == 48 and not sums[0] & sums[1]  # 48 distinct images per rank, none shared
