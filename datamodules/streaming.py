@@ -50,7 +50,8 @@ def _litdata():
 
 
 def _is_remote(path: str) -> bool:
-    return "://" in path
+    """A URL that litdata downloads from (``s3://``, ``gs://``, ...; ``local:/path`` goes through the same cache)."""
+    return "://" in path or path.startswith("local:")
 
 
 # --------------------------------------------------------------------------------------------------

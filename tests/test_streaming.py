@@ -150,6 +150,19 @@ def test_loader_workers_share_the_stream(streaming_copy):
     assert key(x) == key(expected_x) and sorted(y.tolist()) == sorted(expected_y.tolist())
 
 
+
+def test_remote_copy_streams_through_the_download_cache(streaming_copy, tmp_path):
+    """A URL goes through litdata's downloader and chunk cache (``local:`` is litdata's local stand-in for
+    ``s3://``): metadata and batches as from the folder itself, the chunks copied into ``cache_dir``."""
+    remote = StreamingImageDataModule(data_dir=f"local:{streaming_copy}", cache_dir=str(tmp_path / "cache"), batch_size=32)
+    assert remote.class_names[0] == "T-shirt/top" and remote.input_shape == (1, 28, 28)
+    remote.setup("test")
+    local = StreamingImageDataModule(data_dir=str(streaming_copy), batch_size=32)
+    local.setup("test")
+    for (x, y), (ex, ey) in zip(remote.test_dataloader(), local.test_dataloader(), strict=True):
+        assert torch.equal(x, ex) and torch.equal(y, ey)
+    assert list((tmp_path / "cache").rglob("chunk-*.bin"))  # downloaded, not read in place
+
 class _RecordBatches(__import__("lightning").Callback):
     def __init__(self) -> None:
         self.batches: list[torch.Tensor] = []
