@@ -110,9 +110,13 @@ class AutoencoderModule(GenerativeModule, SupervisedModule):
             self._labels.append(y.detach().cpu())
 
     def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking or self._grid is None:
-            return
         from torchvision.utils import make_grid
+
+        from zoo.figures import should_draw
+
+        if self._grid is None or not should_draw(self):  # rank 0 with a logger, outside smoke tests
+            self._grid, self._latents, self._labels = None, [], []
+            return
 
         n = len(self._grid) // 3
         save_or_log_image(self, "val/reconstructions", make_grid(self._grid, nrow=n, padding=2, pad_value=1.0))

@@ -192,6 +192,10 @@ class GANModule(GenerativeModule):
     def on_train_epoch_end(self) -> None:
         from torchvision.utils import make_grid
 
+        from zoo.figures import should_draw
+
+        if not should_draw(self):  # rank 0 with a logger, outside smoke tests
+            return
         with torch.no_grad():
             was_training = self.generator.training
             self.generator.eval()
