@@ -45,7 +45,7 @@ def run_dqn(settings: BenchSettings) -> Table:
     for seed in settings.dqn_seeds:
         run = run_fit(
             DQN_RECIPE,
-            settings.workdir / "dqn" / f"seed{seed}",
+            settings.scratch("dqn", f"seed{seed}"),
             [f"--seed_everything={seed}", f"--model.init_args.seed={seed}", "--test_after_fit=true",
              "--trainer.accelerator=cpu", *settings.extra_dqn_args],  # fmt: skip  (a small MLP and a CPU environment)
         )

@@ -125,7 +125,7 @@ def run_overhead(settings: BenchSettings, models: list[str] | None = None) -> Ta
         recipe = RECIPES[label]
         torch.manual_seed(0)
         with maybe_profile(settings.profile, f"overhead: zoo fit ({label})"):
-            cli, zoo_seconds = zoo_fit_epochs(recipe, settings, settings.workdir / "overhead" / label)
+            cli, zoo_seconds = zoo_fit_epochs(recipe, settings, settings.scratch("overhead", label))
         torch.manual_seed(0)
         hparams = {k: v for k, v in cli.model.hparams.items() if not k.startswith("_")}  # _class_path: the CLI's
         model = type(cli.model)(**hparams)  # a fresh model, the same configuration

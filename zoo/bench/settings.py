@@ -32,7 +32,7 @@ class BenchSettings:
         inference_batch: images per forward pass in the inference comparison.
         compile: also time ``torch.compile`` in the inference comparison.
         profile: wrap the timed sections in torch.profiler and print the top ops.
-        workdir: scratch folder for the runs' logs and checkpoints (default: a new temporary folder).
+        workdir: scratch folder for the runs' logs and checkpoints (None: a temporary folder, made on first use).
     """
 
     device: str = "cpu"
@@ -50,7 +50,7 @@ class BenchSettings:
     inference_batch: int = 256
     compile: bool = True
     profile: bool = False
-    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="zoo-bench-")))
+    workdir: Path | None = None
 
     @classmethod
     def quick_settings(cls, **overrides) -> BenchSettings:
@@ -73,6 +73,12 @@ class BenchSettings:
             compile=False,
         )
         return cls(**{**quick, **overrides})
+
+    def scratch(self, *parts: str) -> Path:
+        """``workdir / parts...``; without a ``workdir``, one is made in the temporary folder on first use."""
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix="zoo-bench-"))
+        return self.workdir.joinpath(*parts)
 
     def data_args(self) -> list[str]:
         """``--data.init_args.data_dir=...`` when a data folder is given."""

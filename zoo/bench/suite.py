@@ -106,6 +106,7 @@ def run_suite(argv: list[str] | None = None) -> tuple[list[Table], Path]:
     info = machine_info(settings.device)
     tables: list[Table] = []
     out = Path(args.out)
+    made_here = settings.workdir is None  # a temporary scratch folder, removed at the end
     try:
         for name in args.only:
             print(f"== zoo.bench: {name}", flush=True)
@@ -117,7 +118,7 @@ def run_suite(argv: list[str] | None = None) -> tuple[list[Table], Path]:
             print(table.markdown(), flush=True)
             write_report(out, tables, info, command)
     finally:
-        if not args.workdir:  # the default scratch folder: removed
+        if made_here and settings.workdir is not None:
             shutil.rmtree(settings.workdir, ignore_errors=True)
     print(f"Wrote {out}", flush=True)
     return tables, out

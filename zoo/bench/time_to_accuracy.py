@@ -27,7 +27,7 @@ def run_accuracy(settings: BenchSettings) -> Table:
     for seed in settings.seeds:
         run = run_fit(
             settings.recipe,
-            settings.workdir / "accuracy" / f"seed{seed}",
+            settings.scratch("accuracy", f"seed{seed}"),
             [f"--seed_everything={seed}", "--test_after_fit=true", *settings.data_args(),
              *settings.accelerator_args(), *settings.extra_fit_args],  # fmt: skip
         )
