@@ -148,3 +148,14 @@ def test_models_built_for_the_data_pass_the_check():
         zoo.ResNet(in_channels=1, num_classes=10),
     ]:
         model.check_datamodule(data)
+
+
+def test_a_users_subclass_keeps_its_parent_among_the_choices():
+    from zoo.cli_errors import choices
+
+    class MyLeNet(zoo.LeNet5):  # a class of the user's (here, the test's), extending a zoo model
+        pass
+
+    names = choices("model")
+    assert "LeNet5" in names and "MyLeNet" not in names
+    assert "ClassifierModule" not in names  # still no bases
