@@ -31,6 +31,8 @@ class LSTMForecaster(RegressorModule):
         target: column of the input that is forecast (linked from the datamodule).
         residual: predict the change from the window's last ``target`` value rather than the value itself,
             so a trending series (CO2) is extrapolated past the range seen in training.
+        relative_input: feed the LSTM the window minus its last step (every column), so it reads the window's
+            shape, not its level: a trending series's later windows then look like the ones seen in training.
         target_std: standard deviation used to scale the target (linked from the datamodule), for the ``*_units`` metrics.
     """
 
@@ -46,6 +48,7 @@ class LSTMForecaster(RegressorModule):
         bidirectional: bool = False,
         target: int = 0,
         residual: bool = True,
+        relative_input: bool = False,
         target_std: float = 1.0,
         **kwargs,
     ) -> None:
@@ -60,6 +63,7 @@ class LSTMForecaster(RegressorModule):
         self.horizon = horizon
         self.target = target
         self.residual = residual
+        self.relative_input = relative_input
         self.target_std = target_std
         self.lstm = make_rnn("lstm", input_size, hidden_size, num_layers, dropout, bidirectional)
         self.dropout = nn.Dropout(dropout)
@@ -80,11 +84,14 @@ class LSTMForecaster(RegressorModule):
     def forward(self, x: Tensor) -> Tensor:
         """(B, T, input_size) -> (B, horizon) scaled forecasts."""
         self.check_input(x)
+        last = x[:, -1, self.target, None]  # (B, 1) the last observed target value
+        if self.relative_input:
+            x = x - x[:, -1:, :]  # (B, T, F): every window ends at 0
         _, (h_n, _) = self.lstm(x)  # h_n: (layers * directions, B, H)
         state = torch.cat([h_n[-2], h_n[-1]], dim=-1) if self.lstm.bidirectional else h_n[-1]
         forecast = self.out(self.dropout(state))  # (B, horizon)
         if self.residual:
-            forecast = forecast + x[:, -1, self.target, None]  # change from the last observed value
+            forecast = forecast + last  # change from the last observed value
         return forecast
 
     def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
