@@ -228,10 +228,19 @@ def test_cli_pretrained_links_the_data_then_copies_the_weights(in_tmp_cwd):
     assert fit.trainer.state.finished and fit.trainer.global_step == 1
 
 
+def last_checkpoint(trainer) -> Path:
+    """The run's last.ckpt: the CLI's LastCheckpoint keeps it (the best-model checkpoint keeps the best only)."""
+    from zoo.resume import LastCheckpoint
+
+    (callback,) = [c for c in trainer.checkpoint_callbacks if isinstance(c, LastCheckpoint)]
+    assert callback.last_model_path
+    return Path(callback.last_model_path)
+
+
 def test_fine_tuning_starts_at_step_0_and_resume_continues(in_tmp_cwd):
     limits = ["--trainer.limit_train_batches=3", "--trainer.limit_val_batches=1", "--test_after_fit=false"]
     first = main(["fit", "--config", str(LENET_DIGITS), "--trainer.max_epochs=2", "--trainer.default_root_dir=first", *limits])
-    last = Path(first.trainer.checkpoint_callback.last_model_path)
+    last = last_checkpoint(first.trainer)
     trained = torch.load(last, weights_only=True)
     assert trained["global_step"] == 6
 
@@ -254,7 +263,7 @@ def test_fine_tuning_starts_at_step_0_and_resume_continues(in_tmp_cwd):
     assert same(both.model.state_dict(), trained["state_dict"])
 
     # The fine-tuned checkpoint records its start, but loading it needs only its own weights.
-    tuned = Path(tune.trainer.checkpoint_callback.last_model_path)
+    tuned = last_checkpoint(tune.trainer)
     assert torch.load(tuned, weights_only=True)["hyper_parameters"]["pretrained"] == str(last)
     last.unlink()
     loaded = zoo.load_checkpoint(tuned)
