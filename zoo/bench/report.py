@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo.tools.export import _cpu_name as cpu_name  # the CPU line the manifest rows record
+
 __all__ = ["Table", "machine_info", "median", "plural", "ratio", "render_markdown", "write_report"]
 
 
@@ -72,16 +74,6 @@ def ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator > 0 else float("nan")
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine_info(device: str = "cpu") -> dict[str, str]:
     """What the figures depend on: machine, CPU model, cores, threads, accelerator and library versions."""
     import lightning
@@ -91,7 +83,7 @@ def machine_info(device: str = "cpu") -> dict[str, str]:
     info = {
         "date (UTC)": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "machine": f"{platform.node()} ({platform.platform()})",
-        "CPU": _cpu_model(),
+        "CPU": cpu_name(),
         "cores": str(os.cpu_count()),
         "torch threads": str(torch.get_num_threads()),
         "device": device,
