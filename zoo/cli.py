@@ -31,9 +31,9 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import CheckpointIO
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 import datamodules  # noqa: F401  (makes every datamodule selectable by class name)
 import zoo  # noqa: F401  (makes every model selectable by class name)
@@ -41,9 +41,9 @@ from datamodules.base import DataNotFoundError, ZooDataModule
 from zoo.base import IncompatibleDataError, ZooModule
 from zoo.callbacks import EpochLineProgressBar
 from zoo.checkpoint_io import AtomicCheckpointIO
+from zoo.cli_errors import ConfigError, ZooArgumentParser, check_linked_arguments, constructor_error
 from zoo.guards import NonFiniteLossError, NonFiniteLossGuard
 from zoo.resume import LastCheckpoint, RNGStateCallback, find_last_checkpoint
-from zoo.cli_errors import ConfigError, ZooArgumentParser, check_linked_arguments, constructor_error
 
 __all__ = ["ZooCLI", "main"]
 
