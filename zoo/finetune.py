@@ -15,6 +15,8 @@ training checkpoint (``zoo.load_checkpoint``: weights only). It must hold the mo
 must fit key for key and shape for shape, with two exceptions, both logged:
 
 * ``num_classes`` differs (a classifier): the head (``head.*``) keeps its fresh initialisation;
+* the source is a self-supervised encoder (``SimCLR``) whose ``backbone`` is of the model's class: the
+  backbone's weights are copied and the head keeps its fresh initialisation (the encoder trained none);
 * ``in_channels`` differs (an image classifier): the first convolution's kernel is adapted as
   ``ImageClassifier.adapt_input_channels`` adapts it (``zoo.image.adapt_conv_weight``).
 
@@ -150,6 +152,13 @@ def init_from_pretrained(model: ZooModule, source: str | os.PathLike | ZooModule
     """
     label = f"pretrained={os.fspath(source)!r}" if not isinstance(source, ZooModule) else f"the given {type(source).__name__}"
     src = load_source(source)
+    # A self-supervised encoder (SimCLR) holds its backbone as ``backbone``: a model of this class gives its
+    # weights, with a fresh head (the encoder never trained one).
+    encoder = getattr(src, "backbone", None)
+    from_encoder = type(src) is not type(model) and isinstance(encoder, ZooModule) and type(encoder) is type(model)
+    if from_encoder:
+        log.info("%s: taking the %s backbone of %s (%s)", type(model).__name__, type(encoder).__name__, label, type(src).__name__)
+        src = encoder
     if type(src) is not type(model):
         raise ValueError(
             f"{label} holds a {type(src).__name__}, but this model is a {type(model).__name__}: "
@@ -165,14 +174,17 @@ def init_from_pretrained(model: ZooModule, source: str | os.PathLike | ZooModule
         incoming[key] = target[key]  # counters and schedules start afresh
 
     head_copied = True
-    if isinstance(model, ClassifierModule) and (src.num_outputs, src.binary) != (model.num_outputs, model.binary):
+    if isinstance(model, ClassifierModule) and (from_encoder or (src.num_outputs, src.binary) != (model.num_outputs, model.binary)):
         head_copied = False
         for key in _head_keys(model, list(incoming)):
             del incoming[key]
         for key in _head_keys(model, list(target)):
             incoming[key] = target[key]  # the fresh head stays
-        log.info("%s: %s was trained for %d classes: its head is dropped, a new %d-class head is initialised",
-                 name, label, src.num_classes, model.num_classes)  # fmt: skip
+        if from_encoder:
+            log.info("%s: %s trained no classifier head: a new %d-class head is initialised", name, label, model.num_classes)
+        else:
+            log.info("%s: %s was trained for %d classes: its head is dropped, a new %d-class head is initialised",
+                     name, label, src.num_classes, model.num_classes)  # fmt: skip
 
     if isinstance(model, ImageClassifier) and model.stem_conv and src.in_channels != model.in_channels:
         key = f"{model.stem_conv}.weight"
