@@ -18,11 +18,13 @@ from zoo.base import ClassifierModule, RegressorModule, SupervisedModule, ZooMod
 from zoo.checkpoint import load_checkpoint
 from zoo.cnn import SimpleCNN
 from zoo.decoding import translate
+from zoo.densenet import DenseNet
 from zoo.deploy import export_onnx, export_program, read_export_metadata
 from zoo.dqn import DQN
 from zoo.envs import play
 from zoo.forecaster import LSTMForecaster
 from zoo.gan import DCGAN, GAN, generate
+from zoo.googlenet import GoogLeNet
 from zoo.image import ImageClassifier, ImagePreprocessing
 from zoo.lenet import LeNet5
 from zoo.linear import LinearRegression
@@ -51,8 +53,10 @@ __all__ = [
     "ClassifierModule",
     "ConvAutoencoder",
     "DCGAN",
+    "DenseNet",
     "DQN",
     "GAN",
+    "GoogLeNet",
     "LeNet5",
     "LinearRegression",
     "LSTMForecaster",

@@ -1,4 +1,4 @@
-"""torchvision's published ImageNet weights for the zoo's AlexNet, VGG and ResNet, and fine-tuning adapters.
+"""torchvision's published ImageNet weights for the zoo's AlexNet, VGG, ResNet, GoogLeNet and DenseNet, and fine-tuning adapters.
 
     >>> model = zoo.create_model("vgg16", weights="IMAGENET1K_V1")                 # doctest: +SKIP
     >>> model = zoo.create_model("resnet18", weights="DEFAULT", num_classes=10,    # doctest: +SKIP
@@ -9,7 +9,8 @@ offline, a file already there is used, and without it ``PretrainedWeightsUnavail
 to put where. Every load, not only the download, checks the file's SHA-256 against the prefix in
 torchvision's file name (``resnet18-f37072fd.pth``) and then reads it with ``torch.load(weights_only=True)``,
 so a file planted or damaged in the cache is refused (``PretrainedWeightsCorrupt``) and never unpickled.
-The zoo's modules keep torchvision's names except the classifier (``head``), so the only key mapping is the head's.
+The zoo's modules keep torchvision's names except the classifier (``head``), so the key mapping is the head's,
+plus two fixes (``_STATE_FIXES``): GoogLeNet's auxiliary heads are dropped and DenseNet's old key names renamed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.error import URLError
@@ -50,6 +52,33 @@ _ARCHS: dict[str, tuple[str, dict[str, str]]] = {
     "resnet18": ("ResNet18_Weights", _HEAD_FC),
     "resnet34": ("ResNet34_Weights", _HEAD_FC),
     "resnet50": ("ResNet50_Weights", _HEAD_FC),
+    "googlenet": ("GoogLeNet_Weights", _HEAD_FC),
+    "densenet121": ("DenseNet121_Weights", {"classifier.": "head."}),
+}
+
+
+def _drop_aux_heads(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """GoogLeNet's file holds the auxiliary classifiers (aux1, aux2) used only in training: the zoo's model has none."""
+    return {k: v for k, v in state.items() if not k.startswith(("aux1.", "aux2."))}
+
+
+# DenseNet's file predates module names without dots: "denselayer1.norm.1.weight" is now "denselayer1.norm1.weight".
+_DENSENET_OLD_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+
+
+def _rename_old_densenet_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """torchvision's own renaming (``densenet._load_state_dict``), applied to the zoo's copy of the file."""
+    out = {}
+    for key, value in state.items():
+        match = _DENSENET_OLD_KEY.match(key)
+        out[match.group(1) + match.group(2) if match else key] = value
+    return out
+
+
+# zoo name -> a fix applied to torchvision's file before the prefix mapping
+_STATE_FIXES: dict[str, Callable[[dict[str, Tensor]], dict[str, Tensor]]] = {
+    "googlenet": _drop_aux_heads,
+    "densenet121": _rename_old_densenet_keys,
 }
 
 
@@ -141,6 +170,7 @@ class ImageNetWeights:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:  # the hash matched, yet the file holds more than tensors
             raise PretrainedWeightsCorrupt(f"{path} is not a plain weights file; refusing to unpickle it: {e}") from None
+        state = _STATE_FIXES.get(self.arch, lambda s: s)(state)
         return remap_keys(state, _ARCHS[self.arch][1])
 
 
