@@ -5,6 +5,7 @@ Each datamodule exposes ``num_classes``, ``input_shape``, ``class_names`` and ``
 """
 
 from datamodules.base import CorruptDataError, DataNotFoundError, ImageDataModule, InMemoryDataset, ZooDataModule
+from datamodules.corpus import TextCorpusDataModule
 from datamodules.imagefolder import ImageFolderDataModule
 from datamodules.rl import EnvironmentDataModule
 from datamodules.streaming import StreamingImageDataModule
@@ -30,6 +31,7 @@ __all__ = [
     "MNISTDataModule",
     "StreamingImageDataModule",
     "TextDataModule",
+    "TextCorpusDataModule",
     "TimeSeriesDataModule",
     "Tokenizer",
     "TranslationDataModule",

@@ -15,6 +15,7 @@ from zoo.alexnet import AlexNet, AlexNetSmall
 from zoo import attacks
 from zoo.autoencoder import Autoencoder, ConvAutoencoder
 from zoo.base import ClassifierModule, RegressorModule, SupervisedModule, ZooModule
+from zoo.bert import BertClassifier, BertForMaskedLM
 from zoo.checkpoint import load_checkpoint
 from zoo.cnn import SimpleCNN
 from zoo.decoding import translate
@@ -44,6 +45,8 @@ from zoo.vit import VisionTransformer
 __all__ = [
     "AlexNet",
     "AlexNetSmall",
+    "BertClassifier",
+    "BertForMaskedLM",
     "ImageClassifier",
     "ImageInputMixin",
     "ImageNetWeights",

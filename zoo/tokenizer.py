@@ -56,15 +56,18 @@ class Tokenizer:
         lowercase: bool = True,
         min_freq: int = 1,
         max_size: int | None = None,
+        reserved: Sequence[str] = (),
     ) -> Tokenizer:
         """The vocabulary of ``texts``: tokens seen at least ``min_freq`` times, the most frequent first,
-        at most ``max_size`` entries in all (specials included); ties are broken alphabetically."""
+        at most ``max_size`` entries in all (specials included); ties are broken alphabetically.
+        ``reserved`` tokens (BERT's ``"<mask>"``) take the ids right after the specials, 4, 5, ..."""
         splitter = cls(SPECIAL_TOKENS, level=level, lowercase=lowercase)
         counts = Counter(t for text in texts for t in splitter.split(text))
-        ranked = sorted((t for t, c in counts.items() if c >= min_freq and t not in SPECIAL_TOKENS), key=lambda t: (-counts[t], t))
+        head = SPECIAL_TOKENS + [t for t in reserved if t not in SPECIAL_TOKENS]
+        ranked = sorted((t for t, c in counts.items() if c >= min_freq and t not in head), key=lambda t: (-counts[t], t))
         if max_size is not None:
-            ranked = ranked[: max(0, max_size - len(SPECIAL_TOKENS))]
-        return cls(SPECIAL_TOKENS + ranked, level=level, lowercase=lowercase)
+            ranked = ranked[: max(0, max_size - len(head))]
+        return cls(head + ranked, level=level, lowercase=lowercase)
 
     def to_config(self) -> dict:
         """Primitives that rebuild this tokenizer: ``Tokenizer.from_config(tok.to_config())``."""
