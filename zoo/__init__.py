@@ -24,7 +24,8 @@ from zoo.deploy import export_onnx, export_program, read_export_metadata
 from zoo.dqn import DQN
 from zoo.envs import play
 from zoo.forecaster import LSTMForecaster
-from zoo.gan import DCGAN, GAN, generate
+from zoo.gan import DCGAN, GAN
+from zoo.generative import generate
 from zoo.googlenet import GoogLeNet
 from zoo.image import ImageClassifier, ImagePreprocessing
 from zoo.lenet import LeNet5
@@ -36,11 +37,15 @@ from zoo.imagenet import ImageNetWeights, get_weights
 from zoo.pretrained import PretrainedWeightsUnavailable, list_pretrained, load_pretrained
 from zoo.registry import create_model, get_model_class, list_models, register_model
 from zoo.resnet import ResNet
+from zoo.resnet9 import ResNet9
 from zoo.rnn import RecurrentClassifier
 from zoo.seq2seq import Seq2Seq
+from zoo.simclr import SimCLR
 from zoo.transformer import Transformer, TransformerClassifier
+from zoo.vae import VAE
 from zoo.vgg import VGG
 from zoo.vit import VisionTransformer
+from zoo.wide_resnet import WideResNet
 
 __all__ = [
     "AlexNet",
@@ -69,11 +74,15 @@ __all__ = [
     "SupervisedModule",
     "Seq2Seq",
     "ResNet",
+    "ResNet9",
+    "SimCLR",
     "SimpleCNN",
     "Transformer",
     "TransformerClassifier",
+    "VAE",
     "VGG",
     "VisionTransformer",
+    "WideResNet",
     "ZooModule",
     "attacks",
     "create_model",
