@@ -13,8 +13,9 @@ import torch
 from zoo.bench import BenchSettings, Table, run_suite, write_report
 from zoo.bench.data_pipeline import run_data, torchvision_layout
 from zoo.bench.inference_speed import classifier_names
+from zoo.bench.optimisations import flops_per_image, run_optimisations
 from zoo.bench.overhead import run_overhead
-from zoo.bench.report import machine_info
+from zoo.bench.report import KEEP_END, KEEP_START, machine_info
 
 
 def _fixture_args(vision_root, tmp_path) -> list[str]:
@@ -104,6 +105,34 @@ def test_report_records_machine_command_and_rows(tmp_path):
     assert not list(tmp_path.glob(".*tmp"))  # written through a temporary file, renamed into place
 
 
+def test_rewriting_the_report_keeps_the_analysis_block(tmp_path):
+    table = Table(name="x", title="A table", columns=["a"], rows=[{"a": 1.0}], ratios={"a": 1.0})
+    path = tmp_path / "B.md"
+    write_report(path, [table], machine_info("cpu"), "python -m zoo.bench")
+    analysis = f"{KEEP_START}\n## What we predicted\nNHWC: 1.8x predicted, 2.1x measured.\n{KEEP_END}"
+    path.write_text(path.read_text() + "\n" + analysis + "\n")
+    table.rows = [{"a": 2.0}]
+    write_report(path, [table], machine_info("cpu"), "python -m zoo.bench")
+    text = path.read_text()
+    assert "| 2.000 |" in text and "| 1.000 |" not in text  # the tables are new
+    assert text.count(analysis) == 1 and text.rstrip().endswith(KEEP_END)  # the analysis kept, once, at the end
+
+
+def test_optimisations_table_predicts_and_measures():
+    table = run_optimisations(BenchSettings.quick_settings())
+    assert [r["basis"] for r in table.rows] == ["raw-loop probe", "raw-loop probe", "forward FLOP ratio", "forward FLOP ratio"]
+    _check_ratios(table)
+    for row in table.rows:
+        assert float(row["measured"].rstrip("x")) == pytest.approx(row["optimised img/s"] / row["baseline img/s"], rel=1e-2)
+    # The FLOP-ratio predictions are computed in the run: ResNet-20 costs several times ResNet-9 fast's FLOPs.
+    assert float(table.rows[3]["predicted"].rstrip("x")) > 4
+
+
+def test_flops_per_image_counts_a_convolution():
+    conv = torch.nn.Conv2d(1, 4, 3, padding=1, bias=False)
+    assert flops_per_image(conv, (1, 8, 8)) == 2 * 8 * 8 * 4 * 9  # one multiply and one add per kernel tap
+
+
 @pytest.mark.parametrize("argv, message", [(["--only", "overhead,speed"], "unknown comparison"), (["--repeats", "0"], "--repeats")])
 def test_bad_options_are_refused(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -124,7 +153,9 @@ def test_accuracy_and_dqn_processes(vision_root, tmp_path):
     tables, out = run_suite(["--only", "accuracy,dqn", *_fixture_args(vision_root, tmp_path)])
     accuracy, dqn = tables
     assert [r["seed"] for r in accuracy.rows] == [0, "median", "worst"]
+    assert {r["recipe"] for r in accuracy.rows} == {"configs/resnet9_fast_fashionmnist_60s.yaml"}
     assert 0.0 <= accuracy.rows[0]["test acc"] <= 1.0 and accuracy.rows[0]["seconds"] > 0
+    assert accuracy.rows[1]["goal"].startswith(("met", "missed"))  # judged against the recipe's goal
     assert [r["seed"] for r in dqn.rows] == [0, "median", "worst"]
     assert dqn.rows[0]["test return"] >= 1  # CartPole pays 1 per step survived
     assert dqn.rows[0]["solved at env step"] == "not solved" or 0 < dqn.rows[0]["solved at env step"] <= 64

@@ -6,7 +6,11 @@ same batch size, optimizer, LR schedule and number of steps, in the same process
 The zoo side is ``zoo.cli.main`` run in-process with the recipe, so everything a recipe brings is timed:
 the Trainer loop, metrics and logging (CSV), the progress line, the fault-tolerance callbacks. Validation
 is switched off on both sides (``limit_val_batches=0``): this compares training epochs. An epoch is timed
-from ``on_train_epoch_start`` to ``on_train_epoch_end``; the first epoch is a warm-up and not counted.
+from ``on_train_epoch_start`` to ``on_train_epoch_end``.
+
+The two sides alternate, one epoch each (zoo, hand, zoo, hand, ...), so a drift of the machine's speed
+(another process, thermal limits) reaches both alike; each zoo epoch is its own one-epoch ``fit``. The
+first round is a warm-up and not counted.
 """
 
 from __future__ import annotations
@@ -48,13 +52,14 @@ class EpochTimer(Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def zoo_fit_epochs(recipe: str, settings: BenchSettings, workdir: Path):
-    """Run ``train.py fit --config recipe`` in-process for 1 + ``repeats`` epochs; returns (cli, epoch seconds)."""
+def zoo_fit_epochs(recipe: str, settings: BenchSettings, workdir: Path, epochs: int | None = None):
+    """Run ``train.py fit --config recipe`` in-process for ``epochs`` (default 1 + ``repeats``) epochs;
+    returns (cli, epoch seconds)."""
     from zoo.cli import main
 
     args = [
         "fit", "--config", str(REPO / recipe),
-        f"--trainer.max_epochs={1 + settings.repeats}",
+        f"--trainer.max_epochs={epochs or 1 + settings.repeats}",
         "--trainer.limit_val_batches=0", "--trainer.num_sanity_val_steps=0", "--test_after_fit=false",
         f"--trainer.default_root_dir={workdir}",
         "--trainer.callbacks+=zoo.bench.overhead.EpochTimer",
@@ -78,19 +83,19 @@ def _scheduler(model, optimizer: torch.optim.Optimizer, total_steps: int):
     return None
 
 
-def hand_written_epochs(model, datamodule, settings: BenchSettings) -> list[float]:
-    """Train ``model`` with a plain PyTorch loop for 1 + ``repeats`` epochs over the datamodule's training loader.
-
-    Returns the seconds of every epoch (the first is the warm-up).
+def hand_written_epochs(model, datamodule, settings: BenchSettings, epochs: int | None = None):
+    """Train ``model`` with a plain PyTorch loop over the datamodule's training loader, one epoch per
+    ``next()``: a generator of epoch seconds (``epochs`` of them, default 1 + ``repeats``), so a caller can
+    interleave the epochs with other work.
     """
     device = torch.device(settings.device)
     model.to(device).train()
     optimizer = model.build_optimizer()
     loader = datamodule.train_dataloader()
     steps = len(loader) if not settings.batches else min(settings.batches, len(loader))
-    scheduler = _scheduler(model, optimizer, steps * (1 + settings.repeats))
-    seconds = []
-    for _ in range(1 + settings.repeats):
+    epochs = epochs or 1 + settings.repeats
+    scheduler = _scheduler(model, optimizer, steps * epochs)
+    for _ in range(epochs):
         _sync(device)
         start = time.perf_counter()
         for step, (x, y) in enumerate(loader):
@@ -105,8 +110,7 @@ def hand_written_epochs(model, datamodule, settings: BenchSettings) -> list[floa
             if scheduler is not None:
                 scheduler.step()
         _sync(device)
-        seconds.append(time.perf_counter() - start)
-    return seconds
+        yield time.perf_counter() - start
 
 
 def run_overhead(settings: BenchSettings, models: list[str] | None = None) -> Table:
@@ -117,20 +121,29 @@ def run_overhead(settings: BenchSettings, models: list[str] | None = None) -> Ta
         columns=["model", "steps/epoch", "batch", "zoo fit s/epoch", "hand loop s/epoch", "ratio zoo/hand"],
         goal="ratio <= 1.05x per epoch",
         notes=[
-            f"Median of {plural(settings.repeats, 'epoch')} after one warm-up epoch; validation off on both sides; same recipe "
-            "model, optimizer, LR schedule, datamodule loader and batch preprocessing.",
+            f"Median of {plural(settings.repeats, 'epoch')} after one warm-up epoch each, the two sides alternating epoch by "
+            "epoch; validation off on both sides; same recipe model, optimizer, LR schedule, datamodule loader and batch "
+            "preprocessing.",
         ],
     )
+    rounds = 1 + settings.repeats
     for label in models or list(RECIPES):
         recipe = RECIPES[label]
-        torch.manual_seed(0)
-        with maybe_profile(settings.profile, f"overhead: zoo fit ({label})"):
-            cli, zoo_seconds = zoo_fit_epochs(recipe, settings, settings.scratch("overhead", label))
-        torch.manual_seed(0)
-        hparams = {k: v for k, v in cli.model.hparams.items() if not k.startswith("_")}  # _class_path: the CLI's
-        model = type(cli.model)(**hparams)  # a fresh model, the same configuration
-        with maybe_profile(settings.profile, f"overhead: hand-written loop ({label})"):
-            hand_seconds = hand_written_epochs(model, cli.datamodule, settings)
+        zoo_seconds: list[float] = []
+        hand_seconds: list[float] = []
+        hand = None
+        for round_ in range(rounds):  # zoo epoch, hand epoch, zoo epoch, ...
+            torch.manual_seed(round_)
+            with maybe_profile(settings.profile and round_ == rounds - 1, f"overhead: zoo fit ({label})"):
+                cli, seconds = zoo_fit_epochs(recipe, settings, settings.scratch("overhead", label, f"round{round_}"), epochs=1)
+            zoo_seconds += seconds
+            if hand is None:
+                torch.manual_seed(0)
+                hparams = {k: v for k, v in cli.model.hparams.items() if not k.startswith("_")}  # _class_path: the CLI's
+                model = type(cli.model)(**hparams)  # a fresh model, the same configuration
+                hand = hand_written_epochs(model, cli.datamodule, settings, epochs=rounds)
+            with maybe_profile(settings.profile and round_ == rounds - 1, f"overhead: hand-written loop ({label})"):
+                hand_seconds.append(next(hand))
         zoo_s, hand_s = median(zoo_seconds[1:]), median(hand_seconds[1:])
         table.ratios[label] = ratio(zoo_s, hand_s)
         table.rows.append({

@@ -13,7 +13,7 @@ from typing import Any
 
 from zoo.tools.export import _cpu_name as cpu_name  # the CPU line the manifest rows record
 
-__all__ = ["Table", "machine_info", "median", "plural", "ratio", "render_markdown", "write_report"]
+__all__ = ["KEEP_END", "KEEP_START", "Table", "kept_analysis", "machine_info", "median", "plural", "ratio", "render_markdown", "write_report"]
 
 
 @dataclass
@@ -116,10 +116,28 @@ def render_markdown(tables: list[Table], info: dict[str, str], command: str) -> 
     return "\n".join(lines).rstrip() + "\n"
 
 
+#: A block of the existing file between these markers is written people's analysis of the figures: kept,
+#: at the end, when the tables are rewritten.
+KEEP_START, KEEP_END = "<!-- analysis:start -->", "<!-- analysis:end -->"
+
+
+def kept_analysis(path: Path) -> str:
+    """The ``KEEP_START`` ... ``KEEP_END`` block of the file at ``path`` (markers included), or ""."""
+    if not path.is_file():
+        return ""
+    text = path.read_text(encoding="utf-8")
+    start, end = text.find(KEEP_START), text.find(KEEP_END)
+    return text[start : end + len(KEEP_END)] if 0 <= start < end else ""
+
+
 def write_report(path: str | Path, tables: list[Table], info: dict[str, str], command: str) -> Path:
-    """Write ``render_markdown(...)`` to ``path`` (atomically: a temporary file, then a rename)."""
+    """Write ``render_markdown(...)`` to ``path`` (atomically: a temporary file, then a rename), keeping
+    the file's analysis block (``kept_analysis``) at the end."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(render_markdown(tables, info, command), encoding="utf-8")
+    text = render_markdown(tables, info, command)
+    if analysis := kept_analysis(path):
+        text += "\n" + analysis + "\n"
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     return path

@@ -23,7 +23,8 @@ class BenchSettings:
         repeats: timed epochs (after one warm-up epoch) or timed passes; the median is reported.
         batches: training batches per epoch in the overhead and data comparisons (None: the whole epoch).
         batch_size: samples per batch in the overhead and data comparisons.
-        recipe: the config whose whole ``train.py fit`` the accuracy comparison times.
+        recipes: the configs whose whole ``train.py fit`` processes the accuracy comparison times (default: the
+            two fast Fashion-MNIST recipes).
         seeds: seeds of the accuracy comparison.
         dqn_seeds: seeds of the DQN comparison.
         extra_fit_args: extra ``train.py fit`` arguments for the accuracy comparison (``--quick`` shrinks the run).
@@ -41,7 +42,7 @@ class BenchSettings:
     repeats: int = 3
     batches: int | None = None
     batch_size: int = 128
-    recipe: str = "configs/lenet5_fashionmnist.yaml"
+    recipes: list[str] = field(default_factory=lambda: ["configs/resnet9_fast_fashionmnist_60s.yaml", "configs/resnet9_fast_fashionmnist_5min.yaml"])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     dqn_seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     extra_fit_args: list[str] = field(default_factory=list)
@@ -62,6 +63,7 @@ class BenchSettings:
             batch_size=32,
             seeds=[0],
             dqn_seeds=[0],
+            recipes=["configs/resnet9_fast_fashionmnist_60s.yaml"],
             extra_fit_args=["--trainer.max_epochs=1", "--trainer.limit_train_batches=2",
                             "--trainer.limit_val_batches=1", "--trainer.limit_test_batches=1"],  # fmt: skip
             extra_dqn_args=["--trainer.max_epochs=1", "--model.init_args.steps_per_epoch=64",

@@ -18,6 +18,7 @@ import torch
 from zoo.bench.data_pipeline import run_data
 from zoo.bench.dqn_solve import run_dqn
 from zoo.bench.inference_speed import run_inference
+from zoo.bench.optimisations import run_optimisations
 from zoo.bench.overhead import run_overhead
 from zoo.bench.report import Table, machine_info, write_report
 from zoo.bench.settings import BenchSettings
@@ -32,6 +33,7 @@ COMPARISONS: dict[str, Callable[[BenchSettings], Table]] = {
     "accuracy": run_accuracy,
     "dqn": run_dqn,
     "inference": run_inference,
+    "optim": run_optimisations,
 }
 
 
@@ -58,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default="BENCHMARKS.md", help="markdown file the tables are written to (default: BENCHMARKS.md)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where models run (default: cpu)")
     parser.add_argument("--profile", action="store_true", help="run the timed sections under torch.profiler and print the top ops")
-    parser.add_argument("--recipe", default=None, help="the accuracy comparison's config (default: configs/lenet5_fashionmnist.yaml)")
+    parser.add_argument("--recipe", default=None,
+                        help="comma-separated configs the accuracy comparison times (default: the two fast recipes, "
+                             "configs/resnet9_fast_fashionmnist_60s.yaml,configs/resnet9_fast_fashionmnist_5min.yaml)")
     parser.add_argument("--seeds", type=_ints, default=None, help="the accuracy comparison's seeds (default: 0,1,2)")
     parser.add_argument("--dqn-seeds", type=_ints, default=None, help="the DQN comparison's seeds (default: 0,1,2,3,4)")
     parser.add_argument("--data-dir", default=None, help="Fashion-MNIST's folder (default: the datamodule's own lookup)")
@@ -82,7 +86,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, BenchSettings]:
     overrides = {"device": args.device, "profile": args.profile, "data_dir": args.data_dir}
     if args.workdir:
         overrides["workdir"] = Path(args.workdir)
-    for key, value in (("recipe", args.recipe), ("seeds", args.seeds), ("dqn_seeds", args.dqn_seeds),
+    recipes = [r.strip() for r in args.recipe.split(",") if r.strip()] if args.recipe else None
+    for key, value in (("recipes", recipes), ("seeds", args.seeds), ("dqn_seeds", args.dqn_seeds),
                        ("repeats", args.repeats), ("batches", args.batches)):  # fmt: skip
         if value is not None:
             overrides[key] = value
