@@ -36,6 +36,8 @@ for _name in ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vg
     REDUCED[_name] = {"image_size": 32, "width": 8, "classifier_width": 64, "num_classes": 10}
 for _name in ("resnet18", "resnet34", "resnet50"):
     REDUCED[_name] = {"image_size": 32, "widths": [8, 16, 32, 64], "num_classes": 10}
+REDUCED["googlenet"] = {"image_size": 32, "width": 0.125, "num_classes": 10}
+REDUCED["densenet121"] = {"image_size": 32, "growth_rate": 4, "num_init_features": 8, "num_classes": 10}
 
 
 def _build(name: str):
@@ -127,7 +129,7 @@ def _measure(name: str, settings: BenchSettings) -> dict:
                 eager = median(_timed_passes(model, x, repeats))
         row["eager img/s"] = ratio(batch, eager)
         row["eager peak MiB"] = _mib(memory.bytes)
-        if settings.compile:
+        if settings.compile and (settings.compile_models is None or name in settings.compile_models):
             model.compile()  # in place: the state-dict keys stay the same
             start = time.perf_counter()
             model(x)  # the first call traces and generates code
@@ -160,7 +162,8 @@ def run_inference(settings: BenchSettings) -> Table:
         title=f"5. Inference: images/s at batch {settings.inference_batch}, eager vs torch.compile",
         columns=columns,
         notes=[f"Median of {plural(max(1, settings.repeats), 'pass', 'passes')} after a warm-up, under torch.no_grad, eval mode; "
-               f"peak MiB: {memory}; ImageNet architectures at the reduced sizes of tests/test_models.py."],  # fmt: skip
+               f"peak MiB: {memory}; ImageNet architectures at the reduced sizes of tests/test_models.py; compiled: "
+               f"{'every model' if settings.compile_models is None else ', '.join(settings.compile_models)}."],  # fmt: skip
     )
     for name in names:
         row = _measure(name, settings)

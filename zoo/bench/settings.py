@@ -6,10 +6,14 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["REPO", "BenchSettings"]
+__all__ = ["RECIPE_CLASSIFIERS", "REPO", "BenchSettings"]
 
 #: The repository root, where train.py and configs/ live.
 REPO = Path(__file__).resolve().parents[2]
+
+
+#: The networks of the Fashion-MNIST classification recipes (configs/*_fashionmnist*.yaml).
+RECIPE_CLASSIFIERS = ("dnn", "lenet5", "simple_cnn", "alexnet_small", "vgg11_small", "resnet20", "resnet9_fast", "vit_tiny", "lstm")
 
 
 @dataclass
@@ -32,6 +36,8 @@ class BenchSettings:
         models: registered classifiers for the inference comparison (None: every one).
         inference_batch: images per forward pass in the inference comparison.
         compile: also time ``torch.compile`` in the inference comparison.
+        compile_models: the classifiers ``compile`` applies to (None: every one timed). By default the networks
+            of the Fashion-MNIST recipes: compiling each costs 10-60 s on a 2-core CPU, every classifier ~20 min.
         profile: wrap the timed sections in torch.profiler and print the top ops.
         workdir: scratch folder for the runs' logs and checkpoints (None: a temporary folder, made on first use).
     """
@@ -50,6 +56,7 @@ class BenchSettings:
     models: list[str] | None = None
     inference_batch: int = 256
     compile: bool = True
+    compile_models: list[str] | None = field(default_factory=lambda: list(RECIPE_CLASSIFIERS))
     profile: bool = False
     workdir: Path | None = None
 

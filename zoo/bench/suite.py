@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--models", default=None, help="comma-separated classifiers for inference (default: every classifier)")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                         help="time torch.compile in the inference comparison (default: on; off with --quick)")
+    parser.add_argument("--compile-models", default=None,
+                        help="comma-separated classifiers to compile, or 'all' (default: the Fashion-MNIST recipes' networks)")
     parser.add_argument("--workdir", default=None,
                         help="keep the runs' logs and checkpoints in this folder (default: a temporary folder, removed at the end)")
     return parser
@@ -95,6 +97,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, BenchSettings]:
         overrides["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
     if args.compile is not None:
         overrides["compile"] = args.compile
+    if args.compile_models:
+        overrides["compile_models"] = None if args.compile_models == "all" else [m.strip() for m in args.compile_models.split(",") if m.strip()]
     settings = BenchSettings.quick_settings(**overrides) if args.quick else BenchSettings(**overrides)
     return args, settings
 
