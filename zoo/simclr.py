@@ -62,19 +62,21 @@ def augment_views(
     pixels: Tensor,
     *,
     crop_scale: tuple[float, float] = (0.3, 1.0),
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3),
     flip: bool = True,
     brightness: float = 0.4,
     contrast: float = 0.4,
 ) -> Tensor:
     """One random view of each image of a batch, drawn on the batch's device.
 
-    Random resized crop (area in ``crop_scale``, aspect ratio in [3/4, 4/3], resized back by bilinear
+    Random resized crop (area in ``crop_scale``, aspect ratio in ``crop_ratio``, resized back by bilinear
     sampling: one ``affine_grid`` for the whole batch), horizontal flip, then brightness (x b) and contrast
     (about each image's mean, x c) factors drawn from [1 - s, 1 + s]; pixels are clamped to [0, 1].
 
     Args:
         pixels: images in [0, 1], (B, C, H, W).
         crop_scale: range of the crop's area as a share of the image.
+        crop_ratio: range of the crop's aspect ratio (width / height), drawn log-uniformly.
         flip: mirror half of the views left-right.
         brightness: strength s of the brightness jitter (0: off).
         contrast: strength s of the contrast jitter (0: off).
@@ -85,7 +87,7 @@ def augment_views(
         return torch.empty(b, device=device, dtype=dtype).uniform_(low, high)  # (B,)
 
     area = uniform(*crop_scale)
-    ratio = torch.exp(uniform(math.log(3 / 4), math.log(4 / 3)))
+    ratio = torch.exp(uniform(math.log(crop_ratio[0]), math.log(crop_ratio[1])))
     w = torch.sqrt(area * ratio).clamp(max=1.0)  # crop width / image width
     h = torch.sqrt(area / ratio).clamp(max=1.0)
     cx = (torch.rand_like(w) * 2 - 1) * (1 - w)  # crop centre in [-1, 1] coordinates, crop inside the image
