@@ -94,7 +94,7 @@ class GoogLeNet(ImageClassifier):
             raise ValueError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
         if not width > 0:
             raise ValueError(f"width must be > 0, got {width}")
-        min_size = 15 if stem == "imagenet" else 1  # the ImageNet stem's pools need 15 px (torchvision's min_size)
+        min_size = 15 if stem == "imagenet" else 4  # what the max-pools need (torchvision's min_size: 15)
         if self.image_size < min_size:
             raise ValueError(f"GoogLeNet with stem={stem!r} needs image_size >= {min_size}, got {self.image_size}")
         self.transform_input = transform_input
