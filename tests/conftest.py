@@ -104,6 +104,50 @@ def write_aclimdb(folder: Path, per_class: int = 24, seed: int = 0) -> None:
                 (folder / split / label / f"{i}_{rating}.txt").write_text(review, encoding="utf-8")
 
 
+FORTUNE_WORDS = {  # fixture categories: each has words of its own, over a shared filler
+    "computers": ["kernel", "compiler", "bug", "unix", "program", "byte"],
+    "definitions": ["noun", "verb", "meaning", "defined", "adj", "term"],
+    "politics": ["senate", "vote", "president", "election", "congress", "law"],
+    "songs-poems": ["love", "heart", "sing", "moon", "rose", "sweet"],
+    "zippy": ["yow", "pinhead", "zippy", "twinkies", "polyester", "disco"],
+    "art": ["painter", "canvas", "museum", "sculpture", "color", "brush"],
+}
+FORTUNE_FILLER = ["the", "a", "of", "is", "and", "to", "in", "it", "you", "that", "was", "my"]
+FORTUNE_SHARED = "The same saying filed under every category."  # ambiguous: the datamodule drops it
+
+
+def write_fortunes(folder: Path, per_category: int = 40, seed: int = 0) -> dict[str, list[str]]:
+    """Fortune files as Debian ships them (strfile's source format): one file per category, entries
+    separated by lines holding a single '%', multi-line entries; beside them the binary ``.dat`` index, a
+    ``.u8`` symlink, and an ``off/`` folder (offensive fortunes), none of which is a category.
+    Returns category -> the distinct entries written (the shared one left out)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "off").mkdir(exist_ok=True)
+    (folder / "off" / "politics").write_text("An offensive fortune, not read.\n%\n", encoding="utf-8")
+    written = {}
+    for name, words in FORTUNE_WORDS.items():
+        entries = []
+        for i in range(per_category):
+            n = int(rng.integers(4, 24))
+            tokens = [str(rng.choice(FORTUNE_FILLER + words)) for _ in range(n)] + [words[i % len(words)], f"n{i}"]
+            lines = [" ".join(tokens[j : j + 7]) for j in range(0, len(tokens), 7)]
+            entries.append("\n".join(lines).capitalize() + ".")
+        body = entries + [entries[0], FORTUNE_SHARED]  # a repeat within the file, and the shared entry
+        (folder / name).write_text("\n%\n".join(body) + "\n%\n", encoding="utf-8")
+        (folder / f"{name}.dat").write_bytes(struct.pack(">IIIIII", 2, len(body), 200, 4, 0, 0x25000000))
+        (folder / f"{name}.u8").symlink_to(name)
+        written[name] = entries
+    return written
+
+
+@pytest.fixture
+def fortunes_dir(tmp_path: Path) -> tuple[Path, dict[str, list[str]]]:
+    """A folder of fixture fortune files (``write_fortunes``) and the entries each category holds."""
+    folder = tmp_path / "fortunes"
+    return folder, write_fortunes(folder)
+
+
 def fit_and_reload_image_model(model, dm, trainer, path: Path):
     """Fit ``model`` on the image datamodule ``dm`` with ``trainer``, save ``path``, reload it with
     ``zoo.load_checkpoint``, and check what the checkpoint carries: the datamodule's normalization and
@@ -150,6 +194,7 @@ def vision_root(tmp_path_factory: pytest.TempPathFactory):
         cifar=write_cifar10(root / "cifar-10-batches-py", rng),
     )
     write_aclimdb(root / "aclImdb")  # text recipes read it from the same root
+    write_fortunes(root / "fortunes")  # the BERT recipes' corpus
     cifar_md5 = {f.name: hashlib.md5(f.read_bytes()).hexdigest() for f in (root / "cifar-10-batches-py").glob("*_batch*")}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ZOO_CIFAR10_MD5", json.dumps(cifar_md5))
@@ -218,6 +263,14 @@ def require_real_data(present: bool, what: str) -> None:
     if os.environ.get("ZOO_REQUIRE_REAL_DATA") == "1":
         pytest.fail(f"{what} is absent and ZOO_REQUIRE_REAL_DATA=1 requires it")
     pytest.skip(f"{what} is absent (set ZOO_REQUIRE_REAL_DATA=1 to fail instead)")
+
+
+@pytest.fixture(scope="session")
+def real_fortunes() -> Path:
+    """Debian's fortunes folder: $ZOO_FORTUNES_DIR, else /usr/share/games/fortunes (apt-get install fortunes)."""
+    folder = Path(os.environ.get("ZOO_FORTUNES_DIR") or "/usr/share/games/fortunes")
+    require_real_data((folder / "computers").is_file() and (folder / "zippy").is_file(), f"Debian's fortunes in {folder} (apt-get install fortunes)")
+    return folder
 
 
 # Multinomial logistic regression on the learning tests' split of the real Fashion-MNIST (trained on the 60,000

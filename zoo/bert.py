@@ -100,6 +100,11 @@ class BertEncoder(nn.Module):
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
+        # nn.TransformerEncoder deep-copies one layer: without this, every layer would start with the same
+        # attention projections.
+        if isinstance(module, nn.MultiheadAttention):
+            nn.init.normal_(module.in_proj_weight, std=0.02)
+            nn.init.zeros_(module.in_proj_bias)
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, std=0.02)
         if isinstance(module, nn.Linear) and module.bias is not None:
