@@ -28,6 +28,7 @@ __all__ = [
     "InMemoryDataset",
     "ZooDataModule",
     "random_crop",
+    "random_erasing",
     "random_horizontal_flip",
 ]
 
@@ -99,6 +100,35 @@ def random_horizontal_flip(images: Tensor, p: float = 0.5) -> Tensor:
     """Mirror each image left-right with probability ``p``. images: (B, C, H, W)."""
     flip = torch.rand(images.shape[0], device=images.device) < p  # (B,)
     return torch.where(flip[:, None, None, None], images.flip(-1), images)
+
+
+def random_erasing(images: Tensor, p: float = 0.5, scale: tuple[float, float] = (0.02, 0.4), ratio: tuple[float, float] = (0.3, 3.3)) -> Tensor:
+    """Random erasing (Zhong et al., 2017): with probability ``p`` per image, a rectangle of ``scale`` x the
+    image's area and log-uniform aspect ratio in ``ratio`` gets uniform random pixels in [0, 1].
+
+    The paper redraws a rectangle that does not fit; here its sides are clipped to the image instead.
+
+    Args:
+        images: (B, C, H, W) batch of pixels in [0, 1].
+        p: probability that an image is erased.
+        scale: range of the erased area, as a fraction of the image.
+        ratio: range of the rectangle's aspect ratio (height / width).
+    """
+    if p <= 0:
+        return images
+    b, _, h, w = images.shape
+    device = images.device
+    area = torch.empty(b, device=device).uniform_(*scale) * h * w  # (B,)
+    aspect = torch.empty(b, device=device).uniform_(math.log(ratio[0]), math.log(ratio[1])).exp()  # (B,)
+    eh = (area * aspect).sqrt().round().clamp(1, h).long()  # (B,) rectangle height
+    ew = (area / aspect).sqrt().round().clamp(1, w).long()  # (B,) rectangle width
+    top = (torch.rand(b, device=device) * (h - eh + 1)).long()
+    left = (torch.rand(b, device=device) * (w - ew + 1)).long()
+    rows, cols = torch.arange(h, device=device), torch.arange(w, device=device)
+    in_rows = (rows >= top[:, None]) & (rows < (top + eh)[:, None])  # (B, H)
+    in_cols = (cols >= left[:, None]) & (cols < (left + ew)[:, None])  # (B, W)
+    erase = in_rows[:, :, None] & in_cols[:, None, :] & (torch.rand(b, device=device) < p)[:, None, None]  # (B, H, W)
+    return torch.where(erase[:, None], torch.rand_like(images), images)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -273,6 +303,7 @@ class ImageDataModule(ZooDataModule):
     Args:
         random_crop_padding: training augmentation: pad by this many pixels and crop back at random (0: off).
         horizontal_flip: training augmentation: mirror half of the images left-right.
+        random_erasing: training augmentation: probability that an image gets a random rectangle of noise (0: off).
         batch_size: samples per batch for every split.
         val_fraction: share of the training data held out for validation (0 disables validation).
         test_fraction: share of the data held out for testing, for datasets without an official test split.
@@ -284,12 +315,15 @@ class ImageDataModule(ZooDataModule):
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
 
-    def __init__(self, *, random_crop_padding: int = 0, horizontal_flip: bool = False, **kwargs) -> None:
+    def __init__(self, *, random_crop_padding: int = 0, horizontal_flip: bool = False, random_erasing: float = 0.0, **kwargs) -> None:
         super().__init__(**kwargs)
         if random_crop_padding < 0:
             raise ValueError(f"random_crop_padding must be >= 0, got {random_crop_padding}")
+        if not 0.0 <= random_erasing <= 1.0:
+            raise ValueError(f"random_erasing is a probability in [0, 1], got {random_erasing}")
         self.random_crop_padding = random_crop_padding
         self.horizontal_flip = horizontal_flip
+        self.random_erasing = random_erasing
 
     @property
     def normalization(self) -> dict[str, list[float]]:
@@ -303,6 +337,7 @@ class ImageDataModule(ZooDataModule):
             x = random_crop(x, self.random_crop_padding)
             if self.horizontal_flip:
                 x = random_horizontal_flip(x)
+            x = random_erasing(x, self.random_erasing)
         mean, std = self._channel_stats(x)
         return (x - mean) / std
 

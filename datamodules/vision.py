@@ -222,6 +222,7 @@ class MNISTDataModule(_IDXDataModule):
         download: fetch the files from torchvision's mirrors when they are not found.
         random_crop_padding: training augmentation: pad by this many pixels and crop back at random (0: off).
         horizontal_flip: training augmentation: mirror half of the images left-right.
+        random_erasing: training augmentation: probability that an image gets a random rectangle of noise (0: off).
         batch_size: samples per batch for every split.
         val_fraction: share of the training data held out for validation (0 disables validation).
         test_fraction: unused: MNIST has an official test split.
@@ -246,6 +247,7 @@ class FashionMNISTDataModule(_IDXDataModule):
         download: fetch the files from torchvision's mirror when they are not found.
         random_crop_padding: training augmentation: pad by this many pixels and crop back at random (0: off).
         horizontal_flip: training augmentation: mirror half of the images left-right.
+        random_erasing: training augmentation: probability that an image gets a random rectangle of noise (0: off).
         batch_size: samples per batch for every split.
         val_fraction: share of the training data held out for validation (0 disables validation).
         test_fraction: unused: Fashion-MNIST has an official test split.
@@ -276,6 +278,7 @@ class CIFAR10DataModule(ImageDataModule):
         download: fetch and unpack the official archive when the batches are not found.
         random_crop_padding: training augmentation: pad by this many pixels and crop back at random (0: off).
         horizontal_flip: training augmentation: mirror half of the images left-right.
+        random_erasing: training augmentation: probability that an image gets a random rectangle of noise (0: off).
         batch_size: samples per batch for every split.
         val_fraction: share of the training data held out for validation (0 disables validation).
         test_fraction: unused: CIFAR-10 has an official test split.

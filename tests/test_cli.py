@@ -51,7 +51,12 @@ def in_tmp_cwd(tmp_path, vision_root, monkeypatch):
     return tmp_path
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+# Recipes whose one training batch alone takes minutes on a CPU (WRN-28-10: 36.5 M parameters, 128 images): -m slow.
+# tests/test_wide_resnet.py runs the same recipe at a small depth and width by default.
+SLOW_RECIPES = {"wide_resnet_fashionmnist"}
+
+
+@pytest.mark.parametrize("config", [pytest.param(c, id=c.stem, marks=pytest.mark.slow if c.stem in SLOW_RECIPES else ()) for c in CONFIGS])
 def test_recipe_fast_dev_run(config, in_tmp_cwd):
     """``train.py fit --config <recipe> --trainer.fast_dev_run=true`` for every recipe, through train.py's ``main``.
 

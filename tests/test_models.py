@@ -28,6 +28,11 @@ for _name in ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vg
     OVERRIDES[_name] = {"image_size": 32, "width": 8, "classifier_width": 64, "num_classes": 10}
 for _name in ("resnet18", "resnet34", "resnet50"):
     OVERRIDES[_name] = {"image_size": 32, "widths": [8, 16, 32, 64], "num_classes": 10}
+OVERRIDES["googlenet"] = {"image_size": 32, "width": 0.125, "num_classes": 10}
+OVERRIDES["densenet121"] = {"image_size": 32, "growth_rate": 4, "num_init_features": 8, "num_classes": 10}
+# Wide ResNets at width k=1 on 16 px: the same depth and blocks (tests/test_wide_resnet.py counts the full-width parameters).
+for _name in ("wide_resnet", "wrn16_4", "wrn28_10"):
+    OVERRIDES[_name] = {"widen_factor": 1, "image_size": 16}
 
 
 def build(name: str, **kwargs) -> zoo.ZooModule:

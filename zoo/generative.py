@@ -10,6 +10,7 @@ it takes images (TensorBoard, Weights & Biases), else to PNG files under the run
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from torch import Tensor
@@ -18,7 +19,7 @@ from zoo.base import ZooModule
 from zoo.figures import figure_to_image, save_or_log_image  # noqa: F401  (their home before zoo.figures)
 from zoo.preprocessing import ImageInputMixin
 
-__all__ = ["GenerativeModule", "figure_to_image", "save_or_log_image"]
+__all__ = ["GenerativeModule", "figure_to_image", "generate", "save_or_log_image"]
 
 log = logging.getLogger(__name__)
 
@@ -65,3 +66,34 @@ class GenerativeModule(ImageInputMixin, ZooModule):
             mean, std = state.pop("pixel_mean").tolist(), state.pop("pixel_std").tolist()
             if self.hparams.get("mean") is None and (any(mean) or any(s != 1 for s in std)):
                 self.record_preprocessing(mean, std)
+
+
+def generate(model: Any, labels: list[int] | None = None, n: int = 1, *, seed: int | None = None) -> Tensor:
+    """Images from a generative model, as pixels in [0, 1]: a GAN's generator (``zoo.gan.generate``), or the
+    decoded prior samples of a model with a ``sample(n, seed=)`` method (the VAE).
+
+    Args:
+        model: a trained model (``zoo.load_checkpoint(path)``), a checkpoint path or a shipped entry name.
+        labels: class ids (conditional GANs): ``n`` images of each, label by label.
+        n: images per label, or in all for an unconditional model.
+        seed: seed of the noise, for reproducible samples.
+
+    Returns:
+        (len(labels) * n, C, H, W), or (n, C, H, W) without labels.
+    """
+    from zoo.gan import GANModule
+    from zoo.gan import generate as gan_generate
+
+    if isinstance(model, (str, os.PathLike)):
+        from zoo.pretrained import load_trained
+
+        model = load_trained(model)
+    if isinstance(model, GANModule) or not callable(getattr(model, "sample", None)):
+        return gan_generate(model, labels=labels, n=n, seed=seed)
+    if labels is not None:
+        raise ValueError(f"{type(model).__name__} is unconditional: call generate(model, n=...) without labels")
+    was_training = model.training
+    model.eval()
+    images = model.sample(n, seed=seed)  # (n, C, H, W)
+    model.train(was_training)
+    return images

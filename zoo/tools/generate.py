@@ -1,4 +1,4 @@
-"""``zoo-generate`` (or ``python -m zoo.tools.generate``): a PNG grid of a trained GAN's samples.
+"""``zoo-generate`` (or ``python -m zoo.tools.generate``): a PNG grid of a trained GAN's or VAE's samples.
 
     zoo-generate --checkpoint best.ckpt --out grid.png                     # cGAN: one row per class
     zoo-generate --checkpoint best.ckpt --out shirts.png --labels 0 6 --n 16
@@ -14,14 +14,15 @@ import math
 import sys
 from collections.abc import Sequence
 
-from zoo.gan import GANModule, generate
+from zoo.gan import GANModule
+from zoo.generative import generate
 from zoo.pretrained import PretrainedWeightsUnavailable, load_trained
 
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="zoo-generate", description="Write a PNG grid of a trained GAN's samples.")
+    parser = argparse.ArgumentParser(prog="zoo-generate", description="Write a PNG grid of a trained GAN's or VAE's samples.")
     parser.add_argument("--checkpoint", required=True, help="a GAN checkpoint (gan, cgan or dcgan), or a shipped entry name (cgan.fashionmnist)")
     parser.add_argument("--model", help="registry or class name of the GAN, for a checkpoint that does not record it")
     parser.add_argument("--out", default="samples.png", help="PNG file to write")
@@ -36,9 +37,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         model = load_trained(args.checkpoint, model=args.model)
     except (FileNotFoundError, ValueError, PretrainedWeightsUnavailable) as e:
         sys.exit(f"error: {e}")
-    if not isinstance(model, GANModule):
-        sys.exit(f"error: {args.checkpoint} holds a {type(model).__name__}, not a GAN")
-    if model.conditional:
+    if not isinstance(model, GANModule) and not callable(getattr(model, "sample", None)):
+        sys.exit(f"error: {args.checkpoint} holds a {type(model).__name__}, not a GAN or a VAE")
+    if getattr(model, "conditional", False):
         labels = args.labels if args.labels else list(range(model.num_classes))
         n = args.n or 8
         images = generate(model, labels=labels, n=n, seed=args.seed)  # (len(labels) * n, C, H, W)
