@@ -265,7 +265,9 @@ def test_vae_recipe_learns_real_fashion_mnist(real_fashion_mnist, tmp_path):
     config = Path(__file__).resolve().parents[1] / "configs" / "vae_fashionmnist.yaml"
     cli = main(["fit", "--config", str(config), "--trainer.max_epochs=1", "--trainer.limit_train_batches=100",
                 "--trainer.limit_val_batches=5", "--trainer.limit_test_batches=10", f"--data.data_dir={real_fashion_mnist}",
-                f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false", "--trainer.enable_checkpointing=false"])  # fmt: skip
+                f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
     metrics = cli.trainer.callback_metrics
-    assert metrics["test/elbo"] > -330.0  # THRESHOLD_PLACEHOLDER
+    # The recipe's own run logged a training loss (-ELBO) of 306 nats at step 100 (284 at step 150); the untrained
+    # model scores about -543. -340 leaves over 30 nats for the test batches and the run-to-run spread.
+    assert metrics["test/elbo"] > -340.0
     assert metrics["test/log_likelihood_iw"] > metrics["test/elbo"]
