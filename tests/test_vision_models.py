@@ -15,8 +15,12 @@ from PIL import Image
 import zoo
 from zoo.imagenet import _ARCHS, remap_keys
 
-IMAGENET = ["alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn", "resnet18", "resnet34", "resnet50"]
-SMALL = ["alexnet_small", "vgg11_small", "vgg13_small", "vgg16_small", "resnet20", "resnet32", "resnet56", "vit_tiny", "vit_small"]
+IMAGENET = ["alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn", "resnet18", "resnet34", "resnet50", "googlenet", "densenet121"]
+SMALL = ["alexnet_small", "vgg11_small", "vgg13_small", "vgg16_small", "resnet20", "resnet32", "resnet56", "vit_tiny", "vit_small", "googlenet_small", "densenet_bc_100"]
+
+
+# torchvision's googlenet() builds the auxiliary heads unless told not to; the zoo's is its inference model.
+TORCHVISION_KWARGS = {"googlenet": {"aux_logits": False, "init_weights": True}}
 
 
 def n_params(model: torch.nn.Module) -> int:
@@ -35,7 +39,7 @@ def test_every_vision_name_is_registered():
 
 @pytest.mark.parametrize(
     "name,count",
-    [("alexnet", 61_100_840), ("vgg16", 138_357_544), ("resnet18", 11_689_512), ("resnet50", 25_557_032)],
+    [("alexnet", 61_100_840), ("vgg16", 138_357_544), ("resnet18", 11_689_512), ("resnet50", 25_557_032), ("googlenet", 6_624_904), ("densenet121", 7_978_856)],
 )
 def test_parameter_counts_match_the_published_ones(name, count):
     assert n_params(on_meta(zoo.create_model, name)) == count
@@ -44,7 +48,7 @@ def test_parameter_counts_match_the_published_ones(name, count):
 @pytest.mark.parametrize("name", IMAGENET)
 def test_imagenet_variants_have_torchvisions_parameters_and_key_names(name):
     ours = on_meta(zoo.create_model, name)
-    theirs = on_meta(torchvision.models.get_model, name)
+    theirs = on_meta(torchvision.models.get_model, name, **TORCHVISION_KWARGS.get(name, {}))
     assert n_params(ours) == n_params(theirs)
     assert (ours.num_classes, ours.input_shape) == (1000, (3, 224, 224))
     mapped = remap_keys(theirs.state_dict(), _ARCHS[name][1])
