@@ -223,30 +223,39 @@ def test_recipes_pretrain_then_finetune_through_the_cli(fortunes_dir, tmp_path, 
 
 
 # -- real data ------------------------------------------------------------------------------------------------
+SMALL = dict(d_model=64, nhead=2, num_layers=1, dim_feedforward=128, max_len=48)
+
+
 @pytest.mark.slow
-def test_mlm_and_classifier_learn_on_real_fortunes(real_fortunes, tmp_path):
-    """A one-layer BERT learns on the real fortunes: after one MLM epoch over every category's training entries
-    it beats always guessing the most frequent word on held-out masked tokens; trained on the recipe's five
-    categories for 3 epochs it classifies the test entries well above the largest class's share (0.27)."""
+def test_mlm_learns_on_real_fortunes(real_fortunes, tmp_path):
+    """One MLM epoch (batches of 32) over every category's training entries: on held-out masked tokens a
+    one-layer BERT beats always guessing the most frequent word. (Batches of 128, 85 steps, stay at that
+    guess: 6.9% against 7.0%.)"""
     L.seed_everything(0)
-    size = dict(d_model=64, nhead=2, num_layers=1, dim_feedforward=128, max_len=48)
-    data = dict(data_dir=str(real_fortunes), max_len=48, max_size=4000, batch_size=128)
-    dm = TextCorpusDataModule(**data)
+    dm = TextCorpusDataModule(data_dir=str(real_fortunes), max_len=48, max_size=4000, batch_size=32)
     dm.setup()
-    mlm = zoo.create_model("bert_small", vocab_size=dm.vocab_size, tokenizer=dm.tokenizer, lr=3e-3, scheduler="onecycle", **size)
-    trainer = quiet_trainer(max_epochs=1, default_root_dir=tmp_path)
+    mlm = zoo.create_model("bert_small", vocab_size=dm.vocab_size, tokenizer=dm.tokenizer, lr=3e-3, scheduler="onecycle", **SMALL)
+    trainer = quiet_trainer(max_epochs=1, default_root_dir=tmp_path, limit_val_batches=0)
     trainer.fit(mlm, dm)
     mlm_acc = trainer.test(mlm, dm, verbose=False)[0]["test/mlm_acc"]
     train_ids = dm.train_set.tensors[0]
     top = torch.bincount(train_ids[train_ids > 4]).argmax()  # the most frequent word ("." in fortunes)
     test_ids = dm.test_set.tensors[0]
     baseline = float((test_ids[test_ids > 4] == top).float().mean())
+    print(f"MLM test accuracy {mlm_acc:.4f}, most-frequent-word baseline {baseline:.4f}")
     assert mlm_acc > baseline + 0.03, (mlm_acc, baseline)
 
-    cls_dm = TextCorpusDataModule(categories=FORTUNE_CATEGORIES, **{**data, "batch_size": 64})
-    clf = zoo.create_model("bert_small_classifier", num_classes=5, vocab_size=cls_dm.vocab_size, tokenizer=cls_dm.tokenizer,
-                           lr=2e-3, scheduler="onecycle", **size)  # fmt: skip
+
+@pytest.mark.slow
+def test_classifier_learns_on_real_fortunes(real_fortunes, tmp_path):
+    """Trained on the recipe's five categories for 3 epochs, a one-layer BERT classifies the test entries well
+    above the largest class's share (228 of 831, 0.27)."""
+    L.seed_everything(0)
+    dm = TextCorpusDataModule(data_dir=str(real_fortunes), categories=FORTUNE_CATEGORIES, max_len=48, max_size=4000, batch_size=64)
+    clf = zoo.create_model("bert_small_classifier", num_classes=5, vocab_size=dm.vocab_size, tokenizer=dm.tokenizer,
+                           lr=2e-3, scheduler="onecycle", **SMALL)  # fmt: skip
     trainer = quiet_trainer(max_epochs=3, default_root_dir=tmp_path)
-    trainer.fit(clf, cls_dm)
-    acc = trainer.test(clf, cls_dm, verbose=False)[0]["test/acc"]
+    trainer.fit(clf, dm)
+    acc = trainer.test(clf, dm, verbose=False)[0]["test/acc"]
+    print(f"classifier test accuracy {acc:.4f}")
     assert acc > 0.6, acc
