@@ -12,7 +12,7 @@ import torch
 
 from zoo.bench import BenchSettings, Table, run_suite, write_report
 from zoo.bench.data_pipeline import run_data, torchvision_layout
-from zoo.bench.inference_speed import classifier_names
+from zoo.bench.inference_speed import classifier_names, run_inference
 from zoo.bench.optimisations import flops_per_image, run_optimisations
 from zoo.bench.overhead import run_overhead
 from zoo.bench.report import KEEP_END, KEEP_START, machine_info
@@ -31,7 +31,7 @@ def _check_ratios(table: Table) -> None:
 
 def _check_report(path, command_part: str) -> str:
     text = path.read_text()
-    for needed in ("Command: `python -m zoo.bench", command_part, "- machine:", "- CPU:", "- cores:", f"- torch: {torch.__version__}",
+    for needed in ("Latest command: `python -m zoo.bench", "Measured by `python -m zoo.bench", command_part, "- machine:", "- CPU:", "- cores:", f"- torch: {torch.__version__}",
                    "- lightning:", "- date (UTC):"):  # fmt: skip
         assert needed in text, needed
     return text
@@ -76,6 +76,13 @@ def test_inference_table_and_profile(tmp_path, capsys):
     _check_report(out, "--models lenet5,gru --profile")
 
 
+def test_models_outside_compile_models_are_timed_eager_only():
+    settings = BenchSettings.quick_settings(compile=True, compile_models=[], models=["lenet5"])
+    table = run_inference(settings)
+    assert "compiled img/s" in table.columns and "speed-up" not in table.rows[0]
+    assert set(table.ratios) == {"lenet5_eager_img_s"}
+
+
 def test_classifiers_are_every_registered_classifier():
     import zoo
 
@@ -116,6 +123,22 @@ def test_rewriting_the_report_keeps_the_analysis_block(tmp_path):
     text = path.read_text()
     assert "| 2.000 |" in text and "| 1.000 |" not in text  # the tables are new
     assert text.count(analysis) == 1 and text.rstrip().endswith(KEEP_END)  # the analysis kept, once, at the end
+
+
+def test_a_run_of_some_comparisons_keeps_the_other_tables(tmp_path):
+    path = tmp_path / "B.md"
+    first = Table(name="overhead", title="Overhead", columns=["a"], rows=[{"a": 1.0}], ratios={"a": 1.0})
+    write_report(path, [first], machine_info("cpu"), "python -m zoo.bench --only overhead")
+    second = Table(name="data", title="Data", columns=["b"], rows=[{"b": 2.0}], ratios={"b": 2.0})
+    write_report(path, [second], machine_info("cpu"), "python -m zoo.bench --only data")
+    text = path.read_text()
+    assert text.index("## Overhead") < text.index("## Data")  # the suite's order, not the order of the runs
+    assert "Measured by `python -m zoo.bench --only overhead`" in text and "Measured by `python -m zoo.bench --only data`" in text
+    first.rows = [{"a": 3.0}]
+    write_report(path, [first], machine_info("cpu"), "python -m zoo.bench --only overhead --repeats 5")
+    text = path.read_text()
+    assert "| 3.000 |" in text and "| 1.000 |" not in text and "| 2.000 |" in text
+    assert text.count("<!-- table:overhead -->") == 1 and "--only overhead --repeats 5`" in text
 
 
 def test_optimisations_table_predicts_and_measures():

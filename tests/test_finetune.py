@@ -19,6 +19,7 @@ import yaml
 import zoo
 from datamodules import DigitsDataModule
 from datamodules.base import ZooDataModule
+from zoo.reduced import REDUCED
 from zoo.base import ZooModule
 from zoo.cli import ZooCLI, main
 
@@ -26,12 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "configs" / "resnet20_digits_finetune.yaml"
 LENET_DIGITS = REPO / "configs" / "lenet5_digits.yaml"
 
-# ImageNet-size networks: the same layers, narrow and on small images.
-OVERRIDES: dict[str, dict] = {"alexnet": {"image_size": 64, "classifier_width": 64, "num_classes": 10}}
-for _name in ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"):
-    OVERRIDES[_name] = {"image_size": 32, "width": 8, "classifier_width": 64, "num_classes": 10}
-for _name in ("resnet18", "resnet34", "resnet50"):
-    OVERRIDES[_name] = {"image_size": 32, "widths": [8, 16, 32, 64], "num_classes": 10}
+# ImageNet-size networks: the same layers, narrow and on small images (zoo.reduced).
+OVERRIDES: dict[str, dict] = dict(REDUCED)
 
 
 def build(name: str, seed: int, **kwargs) -> ZooModule:

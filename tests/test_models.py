@@ -15,24 +15,14 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import zoo
+from zoo.reduced import REDUCED
 
 TESTS = Path(__file__).resolve().parent
 MODELS = [n for n in zoo.list_models() if issubclass(zoo.get_model_class(n), (zoo.ClassifierModule, zoo.RegressorModule))]
 
 # Cheaper builds of the large models for these tests (e.g. ImageNet networks on small images):
-# name -> create_model overrides. Their full-size configuration is tested in the family's own file.
-OVERRIDES: dict[str, dict] = {}
-# ImageNet vision networks: same layers, narrow and on small images (tests/test_vision_models.py runs them at 224 px).
-OVERRIDES["alexnet"] = {"image_size": 64, "classifier_width": 64, "num_classes": 10}
-for _name in ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"):
-    OVERRIDES[_name] = {"image_size": 32, "width": 8, "classifier_width": 64, "num_classes": 10}
-for _name in ("resnet18", "resnet34", "resnet50"):
-    OVERRIDES[_name] = {"image_size": 32, "widths": [8, 16, 32, 64], "num_classes": 10}
-OVERRIDES["googlenet"] = {"image_size": 32, "width": 0.125, "num_classes": 10}
-OVERRIDES["densenet121"] = {"image_size": 32, "growth_rate": 4, "num_init_features": 8, "num_classes": 10}
-# Wide ResNets at width k=1 on 16 px: the same depth and blocks (tests/test_wide_resnet.py counts the full-width parameters).
-for _name in ("wide_resnet", "wrn16_4", "wrn28_10"):
-    OVERRIDES[_name] = {"widen_factor": 1, "image_size": 16}
+# name -> create_model overrides (zoo.reduced). Their full-size configuration is tested in the family's own file.
+OVERRIDES: dict[str, dict] = dict(REDUCED)
 
 
 def build(name: str, **kwargs) -> zoo.ZooModule:

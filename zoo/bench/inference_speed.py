@@ -1,7 +1,7 @@
 """Comparison 5, inference: images per second of every registered classifier, eager vs ``torch.compile``.
 
-Each classifier is built as the model tests build it (the ImageNet architectures narrow and on small
-images: ``REDUCED``), put in eval mode, and fed a random batch of its input shape (token ids for text
+Each classifier is built at its own size, the ImageNet networks as the model tests build them (narrow and
+on small images: ``zoo.reduced.IMAGENET_REDUCED``), put in eval mode, and fed a random batch of its input shape (token ids for text
 classifiers) under ``torch.no_grad``. Eager: one warm-up pass, then the median of ``repeats`` timed passes.
 Compiled: ``model.compile()`` in place; the first pass (tracing and code generation included) is reported
 as the compile time, then the median of ``repeats`` timed passes.
@@ -27,23 +27,14 @@ import torch
 from zoo.bench.profiling import maybe_profile
 from zoo.bench.report import Table, median, plural, ratio
 from zoo.bench.settings import BenchSettings
+from zoo.reduced import reduced_kwargs
 
-__all__ = ["REDUCED", "classifier_names", "run_inference"]
-
-#: The ImageNet architectures at the reduced sizes of tests/test_models.py (OVERRIDES): same layers, narrow.
-REDUCED: dict[str, dict] = {"alexnet": {"image_size": 64, "classifier_width": 64, "num_classes": 10}}
-for _name in ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"):
-    REDUCED[_name] = {"image_size": 32, "width": 8, "classifier_width": 64, "num_classes": 10}
-for _name in ("resnet18", "resnet34", "resnet50"):
-    REDUCED[_name] = {"image_size": 32, "widths": [8, 16, 32, 64], "num_classes": 10}
-REDUCED["googlenet"] = {"image_size": 32, "width": 0.125, "num_classes": 10}
-REDUCED["densenet121"] = {"image_size": 32, "growth_rate": 4, "num_init_features": 8, "num_classes": 10}
-
+__all__ = ["classifier_names", "run_inference"]
 
 def _build(name: str):
     import zoo
 
-    return zoo.create_model(name, **REDUCED.get(name, {}))
+    return zoo.create_model(name, **reduced_kwargs(name, imagenet_only=True))  # the rest at their own size
 
 
 def classifier_names() -> list[str]:
@@ -162,13 +153,13 @@ def run_inference(settings: BenchSettings) -> Table:
         title=f"5. Inference: images/s at batch {settings.inference_batch}, eager vs torch.compile",
         columns=columns,
         notes=[f"Median of {plural(max(1, settings.repeats), 'pass', 'passes')} after a warm-up, under torch.no_grad, eval mode; "
-               f"peak MiB: {memory}; ImageNet architectures at the reduced sizes of tests/test_models.py; compiled: "
+               f"peak MiB: {memory}; ImageNet networks at their reduced sizes (zoo.reduced); compiled: "
                f"{'every model' if settings.compile_models is None else ', '.join(settings.compile_models)}."],  # fmt: skip
     )
     for name in names:
         row = _measure(name, settings)
         table.rows.append(row)
         table.ratios[f"{name}_eager_img_s"] = row["eager img/s"]
-        if settings.compile:
+        if "speed-up" in row:  # compiled (settings.compile_models)
             table.ratios[f"{name}_compile_speedup"] = row["speed-up"]
     return table

@@ -6,6 +6,7 @@ import datetime as _dt
 import math
 import os
 import platform
+import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 from zoo.tools.export import _cpu_name as cpu_name  # the CPU line the manifest rows record
 
-__all__ = ["KEEP_END", "KEEP_START", "Table", "kept_analysis", "machine_info", "median", "plural", "ratio", "render_markdown", "write_report"]
+__all__ = ["KEEP_END", "KEEP_START", "ORDER", "Table", "kept_analysis", "kept_tables", "table_block", "machine_info", "median", "plural", "ratio", "render_markdown", "write_report"]
 
 
 @dataclass
@@ -99,20 +100,42 @@ def machine_info(device: str = "cpu") -> dict[str, str]:
     return info
 
 
-def render_markdown(tables: list[Table], info: dict[str, str], command: str) -> str:
-    """BENCHMARKS.md: how it was made (command, machine, versions), then every table."""
+#: The order tables appear in, whichever runs measured them.
+ORDER = ("overhead", "data", "accuracy", "dqn", "inference", "optim")
+
+
+def table_block(table: Table, command: str, date: str) -> str:
+    """One table as it stands in BENCHMARKS.md: a marker naming it, the table, and the run that measured it."""
+    return f"<!-- table:{table.name} -->\n{table.markdown()}\nMeasured by `{command}` ({date} UTC).\n"
+
+
+def kept_tables(path: Path) -> dict[str, str]:
+    """The table blocks (``table_block``) of the file at ``path``, by comparison name."""
+    if not path.is_file():
+        return {}
+    text = path.read_text(encoding="utf-8")
+    pattern = r"<!-- table:(\w+) -->\n.*?(?=<!-- table:|<!-- analysis:start -->|\Z)"
+    return {m.group(1): m.group(0).rstrip() + "\n" for m in re.finditer(pattern, text, flags=re.DOTALL)}
+
+
+def render_markdown(tables: list[Table], info: dict[str, str], command: str, kept: dict[str, str] | None = None) -> str:
+    """BENCHMARKS.md: the machine and versions, then every table (this run's, and ``kept`` blocks of earlier
+    runs for the comparisons this one did not run), each followed by the command that measured it."""
     lines = [
         "# Benchmarks",
         "",
-        "Written by `python -m zoo.bench`; every ratio compares two timings taken in the same run.",
+        "Written by `python -m zoo.bench`; every ratio compares two timings taken in the same run, and each table",
+        "names the command that measured it. A run of some comparisons (`--only`) keeps the others' tables.",
         "",
-        f"Command: `{command}`",
+        f"Latest command: `{command}`",
         "",
     ]
     lines += [f"- {key}: {value}" for key, value in info.items()]
     lines.append("")
-    for table in tables:
-        lines.append(table.markdown())
+    blocks = dict(kept or {})
+    blocks.update({t.name: table_block(t, command, info.get("date (UTC)", "")) for t in tables})
+    names = [n for n in ORDER if n in blocks] + [n for n in blocks if n not in ORDER]
+    lines += [blocks[n] for n in names]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -135,7 +158,7 @@ def write_report(path: str | Path, tables: list[Table], info: dict[str, str], co
     the file's analysis block (``kept_analysis``) at the end."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    text = render_markdown(tables, info, command)
+    text = render_markdown(tables, info, command, kept_tables(path))
     if analysis := kept_analysis(path):
         text += "\n" + analysis + "\n"
     tmp.write_text(text, encoding="utf-8")

@@ -32,7 +32,7 @@ def _verdict(recipe: str, acc: float, seconds: float) -> str:
     if acc < target:
         misses.append(f"{100 * (target - acc):.2f} points short of {100 * target:.0f}%")
     if seconds > limit:
-        misses.append(f"{seconds - limit:.0f} s over {limit:.0f} s")
+        misses.append(f"{seconds - limit:.1f} s over {limit:.0f} s")
     return "met" if not misses else "missed: " + ", ".join(misses)
 
 
