@@ -228,14 +228,14 @@ SMALL = dict(d_model=64, nhead=2, num_layers=1, dim_feedforward=128, max_len=48)
 
 @pytest.mark.slow
 def test_mlm_learns_on_real_fortunes(real_fortunes, tmp_path):
-    """One MLM epoch (batches of 32) over every category's training entries: on held-out masked tokens a
-    one-layer BERT beats always guessing the most frequent word. Measured: 9.32% against 6.96%; batches of
-    128 (85 steps) stay at that guess, 6.92%."""
+    """Two MLM epochs (batches of 32) over every category's training entries: on held-out masked tokens a
+    one-layer BERT beats always guessing the most frequent word by 3 points. (One epoch measured 9.32%
+    against the guess's 6.96%; batches of 128 (85 steps) stay at the guess, 6.92%.)"""
     L.seed_everything(0)
     dm = TextCorpusDataModule(data_dir=str(real_fortunes), max_len=48, max_size=4000, batch_size=32)
     dm.setup()
     mlm = zoo.create_model("bert_small", vocab_size=dm.vocab_size, tokenizer=dm.tokenizer, lr=3e-3, scheduler="onecycle", **SMALL)
-    trainer = quiet_trainer(max_epochs=1, default_root_dir=tmp_path, limit_val_batches=0)
+    trainer = quiet_trainer(max_epochs=2, default_root_dir=tmp_path, limit_val_batches=0)
     trainer.fit(mlm, dm)
     mlm_acc = trainer.test(mlm, dm, verbose=False)[0]["test/mlm_acc"]
     train_ids = dm.train_set.tensors[0]
@@ -243,7 +243,7 @@ def test_mlm_learns_on_real_fortunes(real_fortunes, tmp_path):
     test_ids = dm.test_set.tensors[0]
     baseline = float((test_ids[test_ids > 4] == top).float().mean())
     print(f"MLM test accuracy {mlm_acc:.4f}, most-frequent-word baseline {baseline:.4f}")
-    assert mlm_acc > baseline + 0.01, (mlm_acc, baseline)
+    assert mlm_acc > baseline + 0.03, (mlm_acc, baseline)
 
 
 @pytest.mark.slow

@@ -51,9 +51,9 @@ def in_tmp_cwd(tmp_path, vision_root, monkeypatch):
     return tmp_path
 
 
-# Recipes whose one training batch alone takes minutes on a CPU (WRN-28-10: 36.5 M parameters, 128 images): -m slow.
-# tests/test_wide_resnet.py runs the same recipe at a small depth and width by default.
-SLOW_RECIPES = {"wide_resnet_fashionmnist"}
+# Recipes whose one training batch takes long on a CPU (WRN-28-10: 36.5 M parameters, 128 images, minutes;
+# DenseNet-BC-100: 10 s): -m slow. tests/test_wide_resnet.py runs the WRN recipe at a small depth and width by default.
+SLOW_RECIPES = {"wide_resnet_fashionmnist", "densenet_bc_100_fashionmnist"}
 
 
 @pytest.mark.parametrize("config", [pytest.param(c, id=c.stem, marks=pytest.mark.slow if c.stem in SLOW_RECIPES else ()) for c in CONFIGS])

@@ -247,6 +247,7 @@ def test_seq2seq_learns_held_out_numbers_and_translates_in_a_fresh_process(tmp_p
     assert proc.stdout.splitlines() == expected
 
 
+@pytest.mark.slow
 @pytest.mark.learning
 def test_small_transformer_learns_held_out_numbers():
     L.seed_everything(0)
