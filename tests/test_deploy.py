@@ -62,7 +62,7 @@ def _inputs(model: torch.nn.Module, batch: int) -> tuple[torch.Tensor, ...]:
         elif served.kind == "generator":  # class ids
             out.append(torch.randint(0, model.num_classes, (batch,), generator=g))
         else:  # token ids, 7 of them then padding in the last sample: a length other than the example's
-            ids = torch.randint(1, model.vocab_size, (batch, 9), generator=g)
+            ids = torch.randint(1, model.hparams.vocab_size, (batch, 9), generator=g)
             ids[-1, 7:] = 0
             out.append(ids)
     return tuple(out)
