@@ -141,8 +141,11 @@ def test_bad_arguments_and_inputs_are_clear_errors():
     model = zoo.create_model("bert_small", **TINY)
     with pytest.raises(ValueError, match=r"token ids must lie in \[0, 50\)"):
         model(torch.tensor([[2, 50]]))
-    with pytest.raises(ValueError, match="longer than max_len=32"):
+    with pytest.raises(ValueError, match=r"T <= max_len=32, got \(1, 33\)"):
         model(torch.ones(1, 33, dtype=torch.long))
+    for bad in ({"num_layers": 0}, {"max_len": 0}, {"d_model": -4}, {"dropout": 1.0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            zoo.create_model("bert_small", **{**TINY, **bad})
     with pytest.raises(ValueError, match=r"expects input of shape \(B, T\)"):
         model(torch.ones(2, 3, 4, dtype=torch.long))
 

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import zoo
+from zoo.bert import CLS_ID, FIRST_WORD_ID, SEP_ID
 
 ZOO_DIR = Path(zoo.__file__).resolve().parent
 EXAMPLES = int(os.environ.get("ZOO_HYPOTHESIS_EXAMPLES", "30"))
@@ -99,6 +100,44 @@ MODELS: dict[type, st.SearchStrategy[dict]] = {
          "feature_maps": small, "conditional": st.booleans(), "num_classes": classes}
     ),  # fmt: skip
     zoo.LinearRegression: st.fixed_dictionaries({"in_features": small, "out_features": small}),
+    zoo.GoogLeNet: image_args(
+        maybe(st.sampled_from([16, 28, 32]), 0, 3), stem=maybe(st.just("cifar"), "tiny"),
+        width=maybe(st.sampled_from([0.0625, 0.125]), 0.0, -0.5),
+    ),  # fmt: skip
+    zoo.DenseNet: image_args(
+        maybe(st.integers(8, 32), 0), stem=maybe(st.sampled_from(["cifar", "imagenet"]), "tiny"), growth_rate=small,
+        block_config=maybe(st.lists(st.integers(1, 2), min_size=1, max_size=3), [], [0], [1, -1]),
+        num_init_features=width, bn_size=small, compression=maybe(st.sampled_from([0.5, 1.0]), 0.0, 1.5), drop_rate=probability,
+    ),  # fmt: skip
+    zoo.WideResNet: image_args(
+        maybe(st.integers(8, 32), 0), depth=maybe(st.just(10), 0, 12, 11, 4),
+        widen_factor=maybe(st.integers(1, 2), 0, -1), block_dropout=probability,
+    ),  # fmt: skip
+    zoo.VAE: st.fixed_dictionaries(
+        {"in_channels": channels, "image_size": maybe(st.sampled_from([4, 8, 16, 28]), 0, 6, 30), "latent_dim": width,
+         "encoder": maybe(st.sampled_from(["mlp", "conv"]), "rnn"), "hidden_sizes": widths,
+         "channels": maybe(st.lists(st.integers(1, 8), min_size=2, max_size=2), [4], [0, 4]),
+         "likelihood": maybe(st.sampled_from(["bernoulli", "gaussian"]), "poisson"),
+         "gaussian_std": maybe(st.sampled_from([0.0, 0.1]), -0.1), "beta": maybe(st.sampled_from([0.5, 1.0]), -1.0),
+         "iw_samples": maybe(st.integers(1, 5), 0, -1)}
+    ),  # fmt: skip
+    zoo.SimCLR: st.fixed_dictionaries(
+        {"backbone": maybe(st.sampled_from(["lenet5", "simple_cnn", "resnet20"]), "no_such_model", "dqn"), "in_channels": channels,
+         "image_size": maybe(st.sampled_from([28, 32]), 0, 3), "num_classes": classes, "projection_hidden": width, "projection_dim": width,
+         "temperature": maybe(st.sampled_from([0.1, 0.5]), 0.0, -1.0), "crop_scale": maybe(st.sampled_from([0.3, 1.0]), 0.0, 1.5),
+         "brightness": maybe(st.sampled_from([0.0, 0.4]), -0.1, 1.0), "knn_k": maybe(st.integers(1, 10), 0)}
+    ),  # fmt: skip
+    zoo.BertForMaskedLM: st.fixed_dictionaries(
+        {"vocab_size": maybe(st.integers(6, 40), 0, 5), "d_model": maybe(st.sampled_from([4, 8, 12]), 0, -4),
+         "nhead": maybe(st.sampled_from([1, 2, 4]), 0, 5), "num_layers": maybe(st.integers(1, 2), 0, -1),
+         "dim_feedforward": width, "dropout": probability, "max_len": maybe(st.integers(1, 24), 0, -1),
+         "mask_prob": maybe(st.sampled_from([0.15, 0.5]), 0.0, 1.0)}
+    ),  # fmt: skip
+    zoo.BertClassifier: st.fixed_dictionaries(
+        {"vocab_size": maybe(st.integers(6, 40), 0, 5), "d_model": maybe(st.sampled_from([4, 8, 12]), 0, -4),
+         "nhead": maybe(st.sampled_from([1, 2, 4]), 0, 5), "num_layers": maybe(st.integers(1, 2), 0, -1),
+         "dim_feedforward": width, "dropout": probability, "max_len": maybe(st.integers(1, 24), 0, -1), "num_classes": classes}
+    ),  # fmt: skip
 }
 
 
@@ -118,7 +157,11 @@ def _io(model) -> tuple[tuple[int, ...], tuple[int, ...], str]:
     """(one input sample's shape, one output sample's shape, what the input is) of ``model``."""
     if isinstance(model, zoo.GAN) or isinstance(model, zoo.DCGAN):
         return (model.latent_dim,), tuple(model.input_shape), "noise"
-    if isinstance(model, (zoo.Autoencoder, zoo.ConvAutoencoder)):
+    if isinstance(model, zoo.BertForMaskedLM):
+        return tuple(model.input_shape), (*model.input_shape, model.hparams.vocab_size), "token ids"
+    if isinstance(model, zoo.SimCLR):
+        return tuple(model.input_shape), (model.num_features,), "images"
+    if isinstance(model, (zoo.Autoencoder, zoo.ConvAutoencoder, zoo.VAE)):
         return tuple(model.input_shape), tuple(model.input_shape), "images"
     if isinstance(model, zoo.LSTMForecaster):
         return tuple(model.input_shape), (model.hparams.horizon,), "series"
@@ -148,6 +191,9 @@ def test_any_arguments_and_input_give_a_forward_pass_or_a_clear_error(cls):
         if perturb is not None and shape:
             shape[perturb] = max(1, shape[perturb] + delta)  # another size in one dimension
         x = torch.randn(batch, *shape)
+        if isinstance(model, (zoo.BertForMaskedLM, zoo.BertClassifier)):  # token ids: [CLS] words [SEP]
+            x = torch.randint(FIRST_WORD_ID, model.hparams.vocab_size, (batch, *shape))
+            x[:, 0], x[:, -1] = CLS_ID, SEP_ID
         with torch.no_grad():
             try:
                 y = model(x)
@@ -157,7 +203,8 @@ def test_any_arguments_and_input_give_a_forward_pass_or_a_clear_error(cls):
                 outcomes["refused input"] += 1
                 return
         if tuple(shape) != tuple(sample):  # accepted another shape: only where the model allows it
-            assert isinstance(model, (zoo.MLP, zoo.RecurrentClassifier, zoo.LSTMForecaster)), f"{what} accepted {tuple(x.shape)}"
+            variable_length = (zoo.MLP, zoo.RecurrentClassifier, zoo.LSTMForecaster, zoo.BertForMaskedLM, zoo.BertClassifier)
+            assert isinstance(model, variable_length), f"{what} accepted {tuple(x.shape)}"
             return
         assert tuple(y.shape) == (batch, *out), f"{what}: output {tuple(y.shape)} for input {tuple(x.shape)}"
         assert torch.isfinite(y).all(), f"{what}: non-finite output"

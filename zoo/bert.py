@@ -119,7 +119,12 @@ class BertEncoder(nn.Module):
         return self.layers(h, src_key_padding_mask=pad)  # (B, T, D)
 
 
-def _check_config(vocab_size: int, d_model: int, nhead: int, tokenizer: dict | None) -> None:
+def _check_config(vocab_size: int, d_model: int, nhead: int, num_layers: int, dim_feedforward: int, dropout: float, max_len: int, tokenizer: dict | None) -> None:
+    for name, value in (("d_model", d_model), ("nhead", nhead), ("num_layers", num_layers), ("dim_feedforward", dim_feedforward), ("max_len", max_len)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     if vocab_size <= FIRST_WORD_ID:
         raise ValueError(f"vocab_size must exceed {FIRST_WORD_ID} (4 specials and [MASK]), got {vocab_size}")
     if d_model % nhead:
@@ -138,16 +143,18 @@ class _BertInput:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return (16,)
+        return (min(16, self.hparams.max_len),)
 
     @property
     def example_input_array(self) -> Tensor:
-        ids = torch.arange(16).remainder(self.hparams.vocab_size - FIRST_WORD_ID) + FIRST_WORD_ID
+        ids = torch.arange(self.input_shape[0]).remainder(self.hparams.vocab_size - FIRST_WORD_ID) + FIRST_WORD_ID
         ids[0], ids[-1] = CLS_ID, SEP_ID
-        return ids.repeat(2, 1)  # (B=2, T=16): [CLS] words [SEP]
+        return ids.repeat(2, 1)  # (B=2, T=min(16, max_len)): [CLS] words [SEP]
 
     def check_input(self, x: Tensor) -> Tensor:
         check_token_ids(self, x)
+        if x.shape[1] > self.hparams.max_len:
+            raise ValueError(f"{type(self).__name__} expects input of shape (B, T) with T <= max_len={self.hparams.max_len}, got {tuple(x.shape)}")
         # The range check reads the values: eager only (torch.export, torch.compile and the ONNX tracer see
         # symbolic ids, and an exported graph cannot raise).
         tracing = torch.compiler.is_compiling() or torch.jit.is_tracing()
@@ -192,7 +199,7 @@ class BertForMaskedLM(_BertInput, ZooModule):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        _check_config(vocab_size, d_model, nhead, tokenizer)
+        _check_config(vocab_size, d_model, nhead, num_layers, dim_feedforward, dropout, max_len, tokenizer)
         if not 0.0 < mask_prob < 1.0:
             raise ValueError(f"mask_prob must be in (0, 1), got {mask_prob}")
         self.bert = BertEncoder(vocab_size=vocab_size, d_model=d_model, nhead=nhead, num_layers=num_layers,
@@ -277,7 +284,7 @@ class BertClassifier(_BertInput, ClassifierModule):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        _check_config(vocab_size, d_model, nhead, tokenizer)
+        _check_config(vocab_size, d_model, nhead, num_layers, dim_feedforward, dropout, max_len, tokenizer)
         self.bert = BertEncoder(vocab_size=vocab_size, d_model=d_model, nhead=nhead, num_layers=num_layers,
                                 dim_feedforward=dim_feedforward, dropout=dropout, max_len=max_len)  # fmt: skip
         self.dropout = nn.Dropout(dropout)
