@@ -295,7 +295,10 @@ class BertClassifier(_BertInput, ClassifierModule):
         source = self.hparams.get("pretrained")
         if not source:
             return super()._finish_init()
-        from zoo.finetune import init_from_pretrained, load_source  # zoo.finetune imports the loaders
+        from zoo.finetune import (  # zoo.finetune imports the loaders
+            init_from_pretrained,
+            load_source,
+        )
 
         src = load_source(source)
         if isinstance(src, BertForMaskedLM):

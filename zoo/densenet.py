@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from zoo.image import ImageClassifier
 from zoo.imagenet import build_pretrained
+from zoo.layers import init_conv_net
 from zoo.registry import register_model
 
 __all__ = ["DenseBlock", "DenseLayer", "DenseNet", "Transition"]
@@ -143,14 +144,7 @@ class DenseNet(ImageClassifier):
         self.drop = nn.Dropout(self.dropout)
         self.head = nn.Linear(channels, self.num_outputs)
 
-        for m in self.modules():  # torchvision's initialisation
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        init_conv_net(self, fan="fan_in", zero_linear_bias=True)  # torchvision's initialisation
         self._finish_init()
 
     def forward_features(self, x: Tensor) -> Tensor:

@@ -3,6 +3,7 @@
 ``make_activation``  an activation module by name ("relu", "gelu", ...): MLP, LeNet-5, autoencoders, DQN.
 ``make_rnn``         a batch-first RNN / LSTM / GRU: the recurrent classifiers and the forecaster.
 ``check_token_ids``  the input check of every model that reads token ids (B, T).
+``init_conv_net``    He-normal convolutions, unit batch norms: the initialisation of the convolutional families.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ACTIVATIONS", "RNN_CELLS", "check_token_ids", "make_activation", "make_rnn"]
+__all__ = ["ACTIVATIONS", "RNN_CELLS", "check_token_ids", "init_conv_net", "make_activation", "make_rnn"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -56,3 +57,22 @@ def check_token_ids(module: nn.Module, x: Tensor) -> Tensor:
     if x.ndim != 2:
         raise ValueError(f"{name} expects input of shape (B, T) (token ids, 0 = padding), got {tuple(x.shape)}")
     return x
+
+
+def init_conv_net(module: nn.Module, *, fan: str = "fan_out", zero_linear_bias: bool = False) -> None:
+    """Initialise ``module`` in place as torchvision does its ResNets, VGGs and DenseNets.
+
+    Convolutions: He normal for ReLU (``fan="fan_out"`` as ResNet and VGG, ``"fan_in"`` as DenseNet), zero
+    biases; batch norms: weight 1, bias 0; linear layers keep PyTorch's default weights, their biases zeroed
+    when ``zero_linear_bias``.
+    """
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode=fan, nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear) and zero_linear_bias:
+            nn.init.zeros_(m.bias)

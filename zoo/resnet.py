@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from zoo.image import ImageClassifier
 from zoo.imagenet import build_pretrained
+from zoo.layers import init_conv_net
 from zoo.registry import register_model
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet"]
@@ -129,12 +130,7 @@ class ResNet(ImageClassifier):
         self.drop = nn.Dropout(self.dropout)
         self.head = nn.Linear(widths[-1] * block_cls.expansion, self.num_outputs)
 
-        for m in self.modules():  # torchvision's initialisation
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_net(self)  # torchvision's initialisation
         if zero_init_residual:
             for m in self.modules():
                 if isinstance(m, (BasicBlock, Bottleneck)):

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from zoo.image import ImageClassifier
 from zoo.imagenet import build_pretrained
+from zoo.layers import init_conv_net
 from zoo.registry import register_model
 
 __all__ = ["VGG", "VGG_CONFIGS"]
@@ -83,13 +84,7 @@ class VGG(ImageClassifier):
         )
         self.head = nn.Linear(classifier_width, self.num_outputs)
 
-        for m in self.modules():  # torchvision's, but linear layers keep PyTorch's default (they learn faster)
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_net(self)  # torchvision's, but linear layers keep PyTorch's default (they learn faster)
         self._finish_init()
 
     def forward_features(self, x: Tensor) -> Tensor:

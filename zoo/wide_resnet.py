@@ -12,6 +12,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from zoo.image import ImageClassifier
+from zoo.layers import init_conv_net
 from zoo.registry import register_model
 
 __all__ = ["WideBasicBlock", "WideResNet"]
@@ -76,14 +77,7 @@ class WideResNet(ImageClassifier):
         self.drop = nn.Dropout(self.dropout)
         self.head = nn.Linear(widths[-1], self.num_outputs)
 
-        for m in self.modules():  # the authors' initialisation
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        init_conv_net(self, zero_linear_bias=True)  # the authors' initialisation
         self._finish_init()
 
     def forward_features(self, x: Tensor) -> Tensor:
