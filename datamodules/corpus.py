@@ -98,8 +98,10 @@ class TextCorpusDataModule(TextDataModule):
             ``$ZOO_DATA_DIR/fortunes``, ``./data/fortunes`` and ``/usr/share/games/fortunes`` that exists.
         categories: the categories to classify, in label order; None keeps every category (sorted by name).
         add_special_tokens: frame each text as BERT reads it, ``[CLS]`` (bos) first and ``[SEP]`` (eos) last.
-        level: "word" or "char" tokens.
-        min_freq: keep tokens seen at least this many times in the training texts of every category.
+        level: "word" or "char" tokens, or "wordpiece": BERT's subwords, a vocabulary trained by Hugging Face
+            ``tokenizers`` (``pip install tokenizers``) on the same texts, so that few words are ``<unk>``.
+        min_freq: keep tokens seen at least this many times in the training texts of every category ("wordpiece":
+            merge pieces seen together at least this many times).
         max_size: vocabulary size at most, the specials and ``<mask>`` included.
         max_len: tokens kept per text (the first ones, [CLS] and [SEP] included).
         lowercase: lowercase the text.
