@@ -35,7 +35,7 @@ class TextDataModule(ZooDataModule):
     are trimmed to their longest sequence.
 
     Args:
-        level: "word" or "char" tokens.
+        level: "word" or "char" tokens, or "wordpiece" subwords (a vocabulary trained with Hugging Face ``tokenizers``).
         min_freq: keep tokens seen at least this many times in the training texts.
         max_size: vocabulary size at most, the four special tokens included.
         max_len: tokens kept per text (the first ones).
@@ -127,7 +127,7 @@ class IMDBDataModule(TextDataModule):
         data_dir: folder holding ``aclImdb`` (or its train/test folders). Default: ``$ZOO_DATA_DIR``, else ``./data``.
         download: fetch the official archive when the files are not found.
         max_reviews: read at most this many reviews per split and class (0: all), for quick runs.
-        level: "word" or "char" tokens.
+        level: "word" or "char" tokens, or "wordpiece" subwords (a vocabulary trained with Hugging Face ``tokenizers``).
         min_freq: keep tokens seen at least this many times in the training reviews.
         max_size: vocabulary size at most, the four special tokens included.
         max_len: tokens kept per review (the first ones).
