@@ -30,12 +30,14 @@ def _settings(cls: type) -> settings:
 
 
 def maybe(valid: st.SearchStrategy, *bad) -> st.SearchStrategy:
-    """Mostly ``valid`` values, about one draw in eight one of ``bad`` (out of range, not dividing, ...).
+    """Mostly ``valid`` values, sometimes one of ``bad`` (out of range, not dividing, ...): when the
+    selector drawn from 0..7 is 7, a bound, which hypothesis draws more often than an inner value such
+    as 5 (with 5, a run of 30 examples could draw no bad value for a model at all).
 
     (``st.one_of`` would pick the few bad values about as often as the valid range, and most drawn
     models would then never reach a forward pass.)
     """
-    return st.tuples(st.integers(0, 7), valid, st.sampled_from(bad)).map(lambda t: t[2] if t[0] == 5 else t[1])
+    return st.tuples(st.integers(0, 7), valid, st.sampled_from(bad)).map(lambda t: t[2] if t[0] == 7 else t[1])
 
 
 size = maybe(st.integers(1, 40), -1, 0)
@@ -99,7 +101,8 @@ MODELS: dict[type, st.SearchStrategy[dict]] = {
         {"in_channels": channels, "image_size": maybe(st.sampled_from([4, 8, 16, 28]), 0, 6, 30), "latent_dim": width,
          "feature_maps": small, "conditional": st.booleans(), "num_classes": classes}
     ),  # fmt: skip
-    zoo.LinearRegression: st.fixed_dictionaries({"in_features": small, "out_features": small}),
+    # Two arguments only: their out-of-range values drawn about half the time, or hardly any model would be refused.
+    zoo.LinearRegression: st.fixed_dictionaries({"in_features": st.one_of(small, st.sampled_from([-1, 0])), "out_features": st.one_of(small, st.sampled_from([-1, 0]))}),
     zoo.GoogLeNet: image_args(
         maybe(st.sampled_from([16, 28, 32]), 0, 3), stem=maybe(st.just("cifar"), "tiny"),
         width=maybe(st.sampled_from([0.0625, 0.125]), 0.0, -0.5),
