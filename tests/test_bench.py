@@ -146,7 +146,8 @@ def test_optimisations_table_predicts_and_measures():
     assert [r["basis"] for r in table.rows] == ["raw-loop probe", "raw-loop probe", "forward FLOP ratio", "forward FLOP ratio"]
     _check_ratios(table)
     for row in table.rows:
-        assert float(row["measured"].rstrip("x")) == pytest.approx(row["optimised img/s"] / row["baseline img/s"], rel=1e-2)
+        # "measured" is the ratio printed with two decimals: equal up to half its last digit (0.326 prints 0.33)
+        assert float(row["measured"].rstrip("x")) == pytest.approx(row["optimised img/s"] / row["baseline img/s"], abs=0.005 + 1e-9)
     # The FLOP-ratio predictions are computed in the run: ResNet-20 costs several times ResNet-9 fast's FLOPs.
     assert float(table.rows[3]["predicted"].rstrip("x")) > 4
 
