@@ -78,7 +78,7 @@ class BertEmbeddings(nn.Module):
 
     def forward(self, ids: Tensor, segments: Tensor) -> Tensor:
         if ids.shape[1] > self.position.num_embeddings:
-            raise ValueError(f"sequence of {ids.shape[1]} tokens is longer than max_len={self.position.num_embeddings}")
+            raise ValueError(f"BERT expects input of shape (B, T) with T <= max_len={self.position.num_embeddings}, got {tuple(ids.shape)}")
         positions = torch.arange(ids.shape[1], device=ids.device)  # (T,)
         h = self.token(ids) + self.position(positions) + self.segment(segments)  # (B, T, D)
         return self.dropout(self.norm(h))
@@ -152,9 +152,7 @@ class _BertInput:
         return ids.repeat(2, 1)  # (B=2, T=min(16, max_len)): [CLS] words [SEP]
 
     def check_input(self, x: Tensor) -> Tensor:
-        check_token_ids(self, x)
-        if x.shape[1] > self.hparams.max_len:
-            raise ValueError(f"{type(self).__name__} expects input of shape (B, T) with T <= max_len={self.hparams.max_len}, got {tuple(x.shape)}")
+        check_token_ids(self, x)  # a sequence longer than max_len: BertEmbeddings refuses it
         # The range check reads the values: eager only (torch.export, torch.compile and the ONNX tracer see
         # symbolic ids, and an exported graph cannot raise).
         tracing = torch.compiler.is_compiling() or torch.jit.is_tracing()
