@@ -28,10 +28,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from datamodules.base import DataNotFoundError, ImageDataModule
+from datamodules.base import CorruptDataError, DataNotFoundError, ImageDataModule
 from datamodules.vision import resolve_data_dir
 
-__all__ = ["StreamingImageDataModule", "read_metadata", "source_datamodules", "write_split", "write_streaming_dataset"]
+__all__ = ["ACCEPTED_FORMATS", "StreamingImageDataModule", "check_index", "read_metadata", "source_datamodules", "write_split", "write_streaming_dataset"]
 
 METADATA = "dataset.json"
 SPLITS = ("train", "val", "test")
@@ -162,6 +162,64 @@ def read_metadata(data_dir: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 # Reading
 # --------------------------------------------------------------------------------------------------
+#: What ``write_split`` declares in a split's ``index.json``: litdata's serializers for a uint8 tensor and an
+#: int, read by its PyTreeLoader from a ``{"image", "label"}`` dict. litdata unpickles any field declared
+#: ``"pickle"`` (and decodes others through third-party codecs), so a downloaded copy declaring anything
+#: else is refused before a chunk is read.
+ACCEPTED_FORMATS = frozenset({"tensor", "int"})
+_ACCEPTED_LOADERS = (None, "PyTreeLoader")
+_ACCEPTED_TREE_TYPES = (None, "builtins.dict")
+
+
+def _tree_types(spec: Any) -> list[Any]:
+    """Every ``"type"`` in a serialized torch pytree spec (litdata's ``data_spec``)."""
+    if isinstance(spec, list):
+        return [t for item in spec for t in _tree_types(item)]
+    if isinstance(spec, dict):
+        return [spec.get("type"), *_tree_types(spec.get("children_spec", []))]
+    return []
+
+
+def check_index(index: Any, where: str) -> None:
+    """Refuse a split's ``index.json`` that declares anything but what ``write_split`` writes.
+
+    Args:
+        index: the parsed ``index.json``.
+        where: the file, named in the error.
+
+    Raises:
+        ValueError: a data format other than ``ACCEPTED_FORMATS`` (``"pickle"`` above all), another item
+            loader or tree type, compression or encryption.
+    """
+    config = index.get("config") if isinstance(index, dict) else None
+    if not isinstance(config, dict):
+        raise ValueError(f"{where} is not a litdata index (no 'config')")
+    formats = config.get("data_format")
+    if not isinstance(formats, list) or not formats:
+        raise ValueError(f"{where} declares no data_format")
+    types = config.get("types") or {}
+    declared = [*formats, *(types.values() if isinstance(types, dict) else [types])]
+    refused = [f for f in declared if f not in ACCEPTED_FORMATS]
+    if refused:
+        raise ValueError(
+            f"{where} declares the data format {refused[0]!r}; the zoo reads only streaming copies it writes "
+            f"({', '.join(sorted(ACCEPTED_FORMATS))}: uint8 images and int labels). Fields declared 'pickle' would "
+            "be unpickled, which runs code, so nothing of it is read."
+        )
+    if config.get("item_loader") not in _ACCEPTED_LOADERS:
+        raise ValueError(f"{where} declares the item loader {config.get('item_loader')!r}; only litdata's PyTreeLoader is read")
+    try:
+        spec = json.loads(config["data_spec"]) if isinstance(config.get("data_spec"), str) else []
+    except ValueError:
+        raise ValueError(f"{where}: its data_spec is not JSON") from None
+    odd = [t for t in _tree_types(spec) if t not in _ACCEPTED_TREE_TYPES]
+    if odd:
+        raise ValueError(f"{where} declares samples of type {odd[0]!r}; the zoo writes {{'image', 'label'}} dicts")
+    for key in ("compression", "encryption"):
+        if config.get(key):
+            raise ValueError(f"{where} declares {key} {config[key]!r}; the zoo writes neither compression nor encryption")
+
+
 def _image_batch(samples: list[dict[str, Any]]) -> tuple[Tensor, Tensor]:
     """litdata samples -> (uint8 (B, C, H, W), int64 (B,)), the in-memory loaders' batch layout."""
     images = torch.stack([s["image"] for s in samples])  # (B, C, H, W)
@@ -276,10 +334,18 @@ class StreamingImageDataModule(ImageDataModule):
                 # drop_last left to litdata: on under DDP, so that every rank gets as many batches (uneven
                 # counts hang the gradient all-reduce); off in one process, where every sample is served.
                 cache = {} if self.max_cache_size is None else {"max_cache_size": self.max_cache_size}
-                self.streams[split] = litdata.StreamingDataset(
+                dataset = litdata.StreamingDataset(
                     f"{url.rstrip('/')}/{split}", cache_dir=self.cache_dir, shuffle=split == "train", seed=self.seed,
                     batch_decode=False, **cache,
                 )  # fmt: skip
+                # The index litdata itself will read (its local copy, for a URL), checked before any chunk is.
+                index = Path(dataset.input_dir.path) / "index.json"
+                try:
+                    check_index(json.loads(index.read_text()), f"{url.rstrip('/')}/{split}/index.json")
+                except ValueError as e:
+                    self.streams.clear()
+                    raise CorruptDataError(str(e)) from None
+                self.streams[split] = dataset
 
     def _stream_loader(self, split: str):
         if not self.streams:

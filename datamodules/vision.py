@@ -14,15 +14,13 @@ With none of these, ``DataNotFoundError`` says where the files were looked for a
 
 CIFAR-10's batches are Python pickles, and unpickling runs whatever code a file names: each batch's MD5
 is checked against torchvision's list (``CIFAR10_MD5``) before it is unpickled, and a mismatch is refused.
-``$ZOO_CIFAR10_MD5``, a JSON object ``{"data_batch_1": "<md5>", ...}``, adds accepted MD5s for batches of
-your own in CIFAR-10's format (the test suite's fixture files use it).
+Only that list is trusted: nothing outside the code (no file, no environment variable) can add to it.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import os
 import pickle
 import shutil
@@ -336,13 +334,8 @@ class CIFAR10DataModule(ImageDataModule):
 
     @staticmethod
     def accepted_md5s(name: str) -> set[str]:
-        """MD5s accepted for batch ``name``: torchvision's, plus any that ``$ZOO_CIFAR10_MD5`` adds."""
-        extra = os.environ.get("ZOO_CIFAR10_MD5")
-        try:
-            extra_md5 = json.loads(extra).get(name) if extra else None
-        except (ValueError, AttributeError):
-            raise ValueError(f'ZOO_CIFAR10_MD5 must be a JSON object {{"data_batch_1": "<md5>", ...}}, got {extra!r}') from None
-        return {md5 for md5 in (CIFAR10_MD5.get(name), extra_md5) if md5}
+        """MD5s accepted for batch ``name``: torchvision's (``CIFAR10_MD5``), and nothing else."""
+        return {md5 for md5 in (CIFAR10_MD5.get(name),) if md5}
 
     @classmethod
     def read_batch(cls, path: Path) -> dict:

@@ -23,6 +23,8 @@ import datamodules.vision as vision
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_TRAIN, FIXTURE_TEST = 160, 80  # images per split in the fixture datasets
+#: On PYTHONPATH for train.py subprocesses: accepts the fixture CIFAR-10 batches (see ``vision_root``).
+FIXTURE_HASHES = REPO / "tests" / "support" / "fixture_hashes"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -182,8 +184,10 @@ class VisionFixtures:
 def vision_root(tmp_path_factory: pytest.TempPathFactory):
     """A data root in torchvision's layout holding tiny MNIST, Fashion-MNIST and CIFAR-10 in their real formats.
 
-    The fixture's CIFAR-10 batches are not the official files, so their MD5s are added to the accepted
-    ones through ``$ZOO_CIFAR10_MD5`` (inherited by the train.py subprocesses) while the session lasts.
+    The fixture's CIFAR-10 batches are not the official files, so their MD5s are accepted while the session
+    lasts: in this process by patching ``CIFAR10DataModule.accepted_md5s``; in train.py subprocesses through
+    tests/support/fixture_hashes/sitecustomize.py, which this fixture puts on ``PYTHONPATH`` (the library
+    itself trusts torchvision's table only).
     """
     root = tmp_path_factory.mktemp("vision-data")
     rng = np.random.default_rng(0)
@@ -196,8 +200,17 @@ def vision_root(tmp_path_factory: pytest.TempPathFactory):
     write_aclimdb(root / "aclImdb")  # text recipes read it from the same root
     write_fortunes(root / "fortunes")  # the BERT recipes' corpus
     cifar_md5 = {f.name: hashlib.md5(f.read_bytes()).hexdigest() for f in (root / "cifar-10-batches-py").glob("*_batch*")}
+    md5_file = root / "fixture-cifar10-md5.json"
+    md5_file.write_text(json.dumps(cifar_md5))
+    official = vision.CIFAR10DataModule.accepted_md5s
+
+    def accepted_md5s(name: str) -> set[str]:
+        return official(name) | ({cifar_md5[name]} if name in cifar_md5 else set())
+
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ZOO_CIFAR10_MD5", json.dumps(cifar_md5))
+        mp.setattr(vision.CIFAR10DataModule, "accepted_md5s", staticmethod(accepted_md5s))
+        mp.setenv("ZOO_TEST_CIFAR10_MD5_FILE", str(md5_file))
+        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(FIXTURE_HASHES), os.environ.get("PYTHONPATH")])))
         yield fixtures
 
 

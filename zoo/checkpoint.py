@@ -8,6 +8,9 @@
   the class the checkpoint records (``_class_path``, written by the CLI, or ``zoo_class``). A recorded
   name is looked up only among the zoo's own model classes; no module named by a string inside the file
   is ever imported, and an unknown name is a ``ValueError`` listing the known classes.
+* No other value read from the file names code either: an environment id is accepted only when gymnasium
+  has it registered already (``zoo.envs.check_env_id``), and ``train.py --ckpt_path`` checks the recorded
+  class before Lightning's CLI reads it (``zoo.cli``). A refused value is a ``ValueError`` naming the file.
 * The model is rebuilt from the checkpoint's hyperparameters (with ``pretrained=None``: a fine-tuned
   model's start is not read again, and need not exist any more), its weights are loaded strictly, and
   it is returned in eval mode.
@@ -22,7 +25,7 @@ import torch
 
 from zoo.base import ZooModule
 
-__all__ = ["known_model_classes", "load_checkpoint", "resolve_model_class"]
+__all__ = ["build_from_file", "known_model_classes", "load_checkpoint", "resolve_model_class"]
 
 
 def _subclasses(cls: type) -> list[type]:
@@ -70,6 +73,15 @@ def resolve_model_class(name: str | type) -> type[ZooModule]:
     )
 
 
+def build_from_file(cls: type[ZooModule], kwargs: dict[str, Any], source: str | os.PathLike) -> ZooModule:
+    """``cls(**kwargs)`` with arguments read from the file ``source``; a refused argument (say, an environment id
+    that would import a module, see ``zoo.envs.check_env_id``) is a ``ValueError`` naming the file and the value."""
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{source}: its hyperparameters do not build a {cls.__name__}: {e}") from e
+
+
 def _recorded_class(checkpoint: dict[str, Any]) -> str | None:
     hparams = checkpoint.get("hyper_parameters") or {}
     recorded = hparams.get("_class_path") or checkpoint.get("zoo_class")
@@ -100,13 +112,16 @@ def load_checkpoint(
         model = _recorded_class(checkpoint)
         if model is None:
             raise ValueError(f"{path} does not record its model class: pass it, e.g. load_checkpoint(path, model='lenet5')")
-    cls = resolve_model_class(model)
+    try:
+        cls = resolve_model_class(model)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
     hparams = dict(checkpoint.get("hyper_parameters") or {})
     # "_class_path", "_instantiator": the CLI's bookkeeping, not constructor arguments.
     kwargs = {k: v for k, v in hparams.items() if not k.startswith("_")}
     # A fine-tuned model records where it started; its own weights are in this file, so the source is not read.
     kwargs["pretrained"] = None
-    instance = cls(**kwargs)
+    instance = build_from_file(cls, kwargs, path)
     instance.on_load_checkpoint(checkpoint)
     instance.load_state_dict(checkpoint["state_dict"], strict=True)
     if isinstance(map_location, (str, torch.device)):

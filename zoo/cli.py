@@ -28,8 +28,10 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
@@ -39,13 +41,14 @@ import datamodules  # noqa: F401  (makes every datamodule selectable by class na
 import zoo  # noqa: F401  (makes every model selectable by class name)
 from datamodules.base import DataNotFoundError, ZooDataModule
 from zoo.base import IncompatibleDataError, ZooModule
+from zoo.checkpoint import resolve_model_class
 from zoo.callbacks import EpochLineProgressBar
 from zoo.checkpoint_io import AtomicCheckpointIO
 from zoo.cli_errors import ConfigError, ZooArgumentParser, check_linked_arguments, constructor_error
 from zoo.guards import NonFiniteLossError, NonFiniteLossGuard
 from zoo.resume import LastCheckpoint, RNGStateCallback, find_last_checkpoint
 
-__all__ = ["ZooCLI", "main"]
+__all__ = ["ZooCLI", "checkpoint_hparams", "main"]
 
 # The zoo's loaders index in-memory tensors: worker processes would only add overhead.
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -113,6 +116,61 @@ def _relative(path: str) -> str:
     return path if relative.startswith("..") else relative
 
 
+#: The only ``_instantiator`` a checkpoint may record: the one Lightning's CLI writes.
+LIGHTNING_INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"
+#: jsonargparse's keys that name a class to import; no value read from a checkpoint may hold them.
+_CODE_KEYS = frozenset({"class_path", "init_args", "dict_kwargs", "__path__"})
+
+
+def _code_keys(value: Any, where: str = "") -> list[str]:
+    """Where in ``value`` (nested dicts and lists) a key jsonargparse would read as a class to import sits."""
+    found = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{where}.{key}" if where else str(key)
+            found += [here] if key in _CODE_KEYS else _code_keys(item, here)
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found += _code_keys(item, f"{where}[{i}]")
+    return found
+
+
+def checkpoint_hparams(checkpoint: Any, path: str | os.PathLike) -> dict[str, Any]:
+    """A ``--ckpt_path`` checkpoint's hyperparameters, safe to hand to jsonargparse.
+
+    A value read from a file never names code: the recorded ``_class_path`` must be one of the zoo's model
+    classes (looked up, never imported: ``zoo.checkpoint.resolve_model_class``) and is replaced by that class's
+    own path, so checkpoints that name an old module path (``zoo.resnet.ResNet``) or ``zoo.LeNet5`` keep loading;
+    ``_instantiator`` must be Lightning's; and no hyperparameter may hold jsonargparse's ``class_path`` /
+    ``init_args`` keys. Anything else is a ``ConfigError`` naming the file and the refused value.
+    """
+    if not isinstance(checkpoint, dict):
+        raise ConfigError(f"{path} is not a Lightning checkpoint")
+    hparams = checkpoint.get("hyper_parameters") or {}
+    if not isinstance(hparams, dict):
+        raise ConfigError(f"{path}: its hyper_parameters are not a mapping")
+    hparams = dict(hparams)
+    instantiator = hparams.pop("_instantiator", None)
+    if instantiator is not None and instantiator != LIGHTNING_INSTANTIATOR:
+        raise ConfigError(f"{path} records _instantiator {instantiator!r}; only Lightning's ({LIGHTNING_INSTANTIATOR}) is accepted")
+    if "_class_path" in hparams:
+        recorded = hparams["_class_path"]
+        try:
+            cls = resolve_model_class(recorded) if isinstance(recorded, str) else None
+        except ValueError:
+            cls = None
+        if cls is None:
+            raise ConfigError(
+                f"{path} records the model class {recorded!r}, which is not one of the zoo's model classes; "
+                "it is not imported. Load checkpoints written by the zoo's own models."
+            )
+        hparams["_class_path"] = f"{cls.__module__}.{cls.__qualname__}"
+    refused = _code_keys(hparams)
+    if refused:
+        raise ConfigError(f"{path}: hyperparameter {refused[0]!r} would name a class to import; the checkpoint is refused")
+    return hparams
+
+
 class ZooCLI(LightningCLI):
     """LightningCLI with the zoo's argument links, default checkpointing and ``--test_after_fit``."""
 
@@ -135,6 +193,26 @@ class ZooCLI(LightningCLI):
             default="raise",
             help="A NaN/inf loss or gradient: 'raise' stops training naming the step; 'skip' drops the step with a warning.",
         )
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning's reading of a ``--ckpt_path`` checkpoint's hyperparameters into the config, with the file's
+        values checked first (``checkpoint_hparams``): Lightning would hand the recorded ``_class_path`` to
+        jsonargparse, which imports whatever module it names."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu")
+        hparams = checkpoint_hparams(checkpoint, ckpt_path)
+        if not hparams:
+            return
+        if "_class_path" in hparams:
+            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+        try:
+            self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+        except SystemExit:
+            sys.stderr.write(f"Parsing of the hyperparameters of {ckpt_path} failed!\n")
+            raise
 
     def before_instantiate_classes(self) -> None:
         """Link the datamodule's attributes (``DATA_LINKS``) into the arguments the chosen model takes.

@@ -15,7 +15,6 @@ size a model cannot take) with a traceback. Here:
 from __future__ import annotations
 
 import difflib
-import importlib
 import re
 import sys
 from typing import Any, NoReturn
@@ -60,10 +59,9 @@ def _resolves(value: str, key: str) -> bool:
     if "." not in value:
         return value in choices(key)
     module, _, name = value.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError):
-        return False
+    # Looked up among the modules already imported, never imported here: the value comes from a parse error,
+    # which can quote a config or a checkpoint, and a string read from a file never chooses code to run.
+    cls = getattr(sys.modules.get(module), name, None)
     return isinstance(cls, type) and issubclass(cls, base)
 
 

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from zoo.base import ZooModule
-from zoo.checkpoint import load_checkpoint, resolve_model_class
+from zoo.checkpoint import build_from_file, load_checkpoint, resolve_model_class
 
 __all__ = [
     "PretrainedWeightsCorrupt",
@@ -143,17 +143,20 @@ def _read_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def _build_and_load(config: dict[str, Any], weights: Path, overrides: dict[str, Any], map_location: Any) -> ZooModule:
+def _build_and_load(config: dict[str, Any], config_path: Path, weights: Path, overrides: dict[str, Any], map_location: Any) -> ZooModule:
     """Build the config's class (overrides replacing its hparams, except the adapters), load, then adapt."""
     import safetensors.torch
 
     if "pretrained" in overrides:
         raise ValueError("pretrained= is not an override of a model that is being loaded from pretrained weights")
     label = config.get("name") or weights.name
-    cls = resolve_model_class(config["zoo_class"])
+    try:
+        cls = resolve_model_class(config["zoo_class"])
+    except ValueError as e:
+        raise ValueError(f"{config_path}: {e}") from None
     adapt = {k: overrides.pop(k) for k in _ADAPTERS if k in overrides}
     hparams = {k: v for k, v in config["hparams"].items() if not k.startswith("_") and k != "pretrained"}
-    model = cls(**{**hparams, **overrides})
+    model = build_from_file(cls, {**hparams, **overrides}, config_path)
     # Training progress (ZooModule.training_state: a DQN's replay buffer, counters) is not shipped; it starts afresh.
     missing, unexpected = safetensors.torch.load_model(model, weights, strict=False, device="cpu")  # on the CPU; moved below
     missing = [k for k in missing if not _is_training_state(model, k)]
@@ -214,7 +217,7 @@ def load_pretrained(name_or_path: str | os.PathLike, *, map_location: str | torc
         raise ValueError(f"{path} is not a .safetensors file; training checkpoints (.ckpt) load with zoo.load_checkpoint")
     else:
         raise _unknown(str(name_or_path), _entries())
-    return _build_and_load(config, weights, dict(overrides), map_location)
+    return _build_and_load(config, config_path, weights, dict(overrides), map_location)
 
 
 def load_trained(source: Any, *, model: str | type | None = None, map_location: str | torch.device = "cpu") -> Any:
