@@ -9,6 +9,14 @@ offline, a file already there is used, and without it ``PretrainedWeightsUnavail
 to put where. Every load, not only the download, checks the file's SHA-256 against the prefix in
 torchvision's file name (``resnet18-f37072fd.pth``) and then reads it with ``torch.load(weights_only=True)``,
 so a file planted or damaged in the cache is refused (``PretrainedWeightsCorrupt``) and never unpickled.
+
+What the prefix check protects, and what it does not: torchvision's names carry the first 8 hex digits of
+the SHA-256 (32 bits). That catches a damaged or truncated download and a file swapped by mistake, but
+not a determined attacker with write access to the cache: a file made to share those 32 bits takes about
+2^32 attempts, which is within reach. What stops code from running is the second line of defence,
+``torch.load(weights_only=True)``: whatever the file holds, it is read as tensors and primitives only, and
+a pickle that names code is refused. The zoo's own weights (``zoo.load_pretrained``) are checked against
+the full SHA-256 that the manifest records.
 The zoo's modules keep torchvision's names except the classifier (``head``), so the key mapping is the head's,
 plus two fixes (``_STATE_FIXES``): GoogLeNet's auxiliary heads are dropped and DenseNet's old key names renamed.
 """
