@@ -114,6 +114,16 @@ def render_recipes(configs: Path) -> str:
     return "\n".join(rows)
 
 
+def _family_link(class_name: str) -> str:
+    import zoo
+
+    cls = getattr(zoo, class_name, None)
+    if not isinstance(cls, type):
+        return ""
+    page, title, _ = FAMILIES[family_of(cls)]
+    return f" ([{title}]({page}))"
+
+
 def render_model_cards(manifest: dict[str, Any]) -> str:
     """One card (a heading and a table of facts) per shipped entry, sorted by name."""
     from zoo.tools.model_card import _duration, _size, _value, format_metric
@@ -128,10 +138,10 @@ def render_model_cards(manifest: dict[str, Any]) -> str:
         epochs = f"{r['epochs']}" + (f" (checkpoint of epoch {chosen})" if chosen != r["epochs"] else "")
         target = e.get("target")
         facts = [
-            ("architecture", f"`{e['arch']}`, class `zoo.{e['zoo_class']}`"),
+            ("architecture", f"`{e['arch']}`, class `zoo.{e['zoo_class']}`{_family_link(e['zoo_class'])}"),
             ("load", f"`zoo.load_pretrained(\"{e['name']}\")`"),
             ("dataset", f"{e['dataset']['name']} ({e['dataset'].get('split', 'test split')}); license {e['dataset']['license']}"),
-            ("test metric", format_metric(e)),
+            ("test metric", format_metric({k: v for k, v in e.items() if k != "target"})),
             ("tolerance of CI's re-measurement", f"{e['metric'].get('tolerance', '—')}"),
         ]
         if target:
