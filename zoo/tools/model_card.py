@@ -101,7 +101,7 @@ def render(manifest: dict[str, Any]) -> str:
 def replace_block(readme: str, block: str) -> str:
     """``readme`` with the text between the markers replaced by ``block``."""
     if readme.count(START) != 1 or readme.count(END) != 1 or readme.index(START) > readme.index(END):
-        raise ValueError(f"the README needs exactly one {START} ... {END} block")
+        raise ValueError(f"the page needs exactly one {START} ... {END} block")
     head, rest = readme.split(START, 1)
     _, tail = rest.split(END, 1)
     return f"{head}{START}\n{block}\n{END}{tail}"
