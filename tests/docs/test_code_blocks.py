@@ -1,15 +1,19 @@
 """The code blocks of README.md and docs/ run, or say why not.
 
 A block runs unless the line before it is ``<!-- not run: <why> -->``: ``python`` blocks are executed in this
-process, in a scratch folder holding the images they name; ``bash`` blocks run in a subprocess from the
-repository root. Any other block (output, a file layout) must carry the comment. The README's Quickstart is
+process, in a scratch folder holding the images they name, and an expression whose line ends in a literal
+comment (``zoo.list_models("resnet*")  # ['resnet18', ...]``) must give that value (``[a, b, ..., z]``: the list
+starts with a, b and ends with z); ``bash`` blocks run in a subprocess from the repository root. Any other block (output, a file layout) must carry the comment. The README's Quickstart is
 the one exception: tests/docs/test_readme.py checks its two commands and CI (.ci/run) runs the second.
 """
 
 from __future__ import annotations
 
+import ast
+import io
 import os
 import re
+import tokenize
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -102,10 +106,67 @@ def scratch(tmp_path, monkeypatch):
     return tmp_path
 
 
+_NO_LITERAL = object()
+
+
+def comment_literals(source: str) -> dict[int, object]:
+    """Line number -> the value of a trailing comment that is a list, string, number or bool literal."""
+    found = {}
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            try:
+                value = ast.literal_eval(token.string[1:].strip())
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                continue
+            if isinstance(value, (list, str, bool, int, float)):
+                found[token.start[0]] = value
+    return found
+
+
+def assert_documented(value, expected, where: str) -> None:
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(expected, list) and Ellipsis in expected:
+        # [a, b, ..., z]: the value starts with a, b and ends with z; items between two ... appear in that order
+        value, first, last = list(value), expected.index(Ellipsis), len(expected) - expected[::-1].index(Ellipsis)
+        head, middle, tail = expected[:first], [e for e in expected[first:last] if e is not Ellipsis], expected[last:]
+        rest = iter(value[len(head) : len(value) - len(tail)])
+        shown = value[: len(head)] == head and value[len(value) - len(tail) :] == tail and all(any(v == e for v in rest) for e in middle)
+        assert shown and len(value) >= len(head) + len(tail), f"{where}: {value!r} does not show {expected!r}"
+    else:
+        assert value == expected, f"{where}: the page says {expected!r}, the code gives {value!r}"
+
+
+def run_python(body: str, name: str) -> int:
+    """Execute ``body`` statement by statement, checking documented values; the number checked."""
+    namespace, literals, checked = {"__name__": "__docs__"}, comment_literals(body), 0
+    for node in ast.parse(body).body:
+        expected = literals.get(node.end_lineno, _NO_LITERAL) if isinstance(node, ast.Expr) else _NO_LITERAL
+        if expected is _NO_LITERAL:
+            exec(compile(ast.Module([node], type_ignores=[]), name, "exec"), namespace)
+            continue
+        expr = node.value
+        if isinstance(expr, ast.Call) and getattr(expr.func, "id", None) == "print" and len(expr.args) == 1:
+            expr = expr.args[0]  # print(x)  # value: check x
+        value = eval(compile(ast.Expression(expr), name, "eval"), namespace)
+        assert_documented(value, expected, f"{name}, line {node.lineno}")
+        checked += 1
+    return checked
+
+
 @pytest.mark.parametrize("block", [b for b in RUN if b.lang == "python"], ids=lambda b: b.id)
 def test_python_block_runs(block, scratch):
-    code = compile(block.body, block.id, "exec")
-    exec(code, {"__name__": "__docs__"})
+    run_python(block.body, block.id)
+
+
+def test_documented_values_are_checked():
+    assert run_python("x = [1, 2, 3]\nx  # [1, ..., 3]\nlen(x)  # 3\nprint(x[0])  # 1\nx  # a list\n", "t") == 3
+    with pytest.raises(AssertionError, match="the page says 4"):
+        run_python("len([1, 2, 3])  # 4\n", "t")
+    for wrong in ("[3, ..., 1]", "[2, ...]", "[..., 2]", "[1, 2, 3, 4, ...]"):
+        with pytest.raises(AssertionError, match="does not show"):
+            run_python(f"[1, 2, 3]  # {wrong}\n", "t")
+    assert run_python("[1, 2, 3, 4]  # [1, ..., 3, ...]\n", "t") == 1
 
 
 @pytest.mark.parametrize("block", [b for b in RUN if b.lang == "bash"], ids=lambda b: b.id)
