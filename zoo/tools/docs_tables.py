@@ -30,9 +30,9 @@ __all__ = [
     "render_model_table",
     "render_recipes",
     "replace_block",
+    "update",
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
 
 # Family page (relative to docs/) and title, and the public classes zoo.<Class> that belong to it. A model
 # whose class is in no family fails the check: give it a family (and a page) when you add it.
