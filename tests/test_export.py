@@ -1,11 +1,12 @@
 """zoo-export: a trained checkpoint becomes a shipped entry (files, manifest row, measured metric),
-replaces an entry only when better, writes nothing partial, respects the size limits; the README's
+replaces an entry only when better, writes nothing partial, respects the size limits; the docs'
 model card stays equal to the manifest; the per-family metrics of zoo.evaluation."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import lightning as L
@@ -288,30 +289,36 @@ def test_gan_metrics_are_seeded_and_judged_by_the_classifier(vision_root):
     assert unconditional["tolerance"] == pytest.approx(max(0.01 * unconditional["value"], 1e-3), rel=1e-3)  # 1%, at least 0.001
 
 
-# -- the README's model card ------------------------------------------------------------------------------
-def test_readme_model_card_equals_the_manifest():
+# -- the shipped-weights table of docs/guides/pretrained.md -----------------------------------------------
+def test_pretrained_page_table_equals_the_manifest():
     from zoo.pretrained import read_manifest
 
-    readme = (REPO / "README.md").read_text()
-    assert model_card.replace_block(readme, model_card.render(read_manifest())) == readme
-    assert model_card.main(["--check"]) == 0
+    page = (REPO / "docs" / "guides" / "pretrained.md").read_text()
+    assert model_card.replace_block(page, model_card.render(read_manifest())) == page
 
 
-def test_model_card_check_fails_on_a_stale_readme_and_the_tool_rewrites_it(tiny, tmp_path, stub_metric):
+def test_model_card_check_fails_on_a_stale_page_and_the_tool_rewrites_it(tiny, tmp_path, stub_metric):
     out = tmp_path / "weights"
     entry = _export(tiny, out, "--target", "0.999", "--target-reference", "LeNet-5 99.9%")
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n\n{model_card.START}\nold\n{model_card.END}\n\n## after\n")
-    args = ["--readme", str(readme), "--manifest", str(out / "manifest.json")]
+    root = tmp_path / "repo"
+    shutil.copytree(REPO / "docs", root / "docs")
+    shutil.copytree(REPO / "configs", root / "configs")
+    shutil.copy(REPO / "README.md", root / "README.md")
+    page = root / "docs" / "guides" / "pretrained.md"
+    page.write_text(f"# x\n\n{model_card.START}\nold\n{model_card.END}\n\n## after\n")
+    args = ["--root", str(root), "--manifest", str(out / "manifest.json")]
     assert model_card.main([*args, "--check"]) == 1
+    assert page.read_text().count("old") == 1  # --check writes nothing
     assert model_card.main(args) == 0 and model_card.main([*args, "--check"]) == 0
-    text = readme.read_text()
+    text = page.read_text()
     assert text.startswith("# x\n\n") and text.endswith("\n\n## after\n")
     row = next(line for line in text.splitlines() if line.startswith("| `lenet5.digits`"))
     acc = f"{100 * entry['metric']['value']:.2f}%"
     assert f"test/acc {acc}; target 99.90% not reached; LeNet-5 99.9%" in row
     assert "`lenet5` (`zoo.LeNet5`)" in row and f"{entry['params']:,}" in row and entry["reproduce"]["hardware"] in row
     assert f"`python train.py fit --config {tiny[1]}`" in row
+    cards = (root / "docs" / "model-cards.md").read_text()  # the model cards follow the same manifest
+    assert "## `lenet5.digits`" in cards and "## `resnet20.fashionmnist`" not in cards
 
 
 def test_hardware_names_the_cuda_device_a_checkpoint_was_saved_from(tiny, monkeypatch):

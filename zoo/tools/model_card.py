@@ -1,11 +1,15 @@
-"""``python -m zoo.tools.model_card``: the README's table of shipped weights, generated from the manifest.
+"""``python -m zoo.tools.model_card``: the generated blocks of README.md and docs/, from the registry,
+configs/ and the manifest.
 
-    python -m zoo.tools.model_card            # rewrites the block between the markers in README.md
-    python -m zoo.tools.model_card --check    # exits 1 when README.md differs from the manifest
+    python -m zoo.tools.model_card            # rewrites every generated block
+    python -m zoo.tools.model_card --check    # exits 1 when a block differs, writing nothing
 
-The block sits between ``<!-- model-card:start -->`` and ``<!-- model-card:end -->``; nothing else in
-the README is touched. Columns: name, architecture, dataset, metric (with the target when it was not
-reached), params, size, hardware, and the command that reproduces the entry.
+The blocks are listed in ``zoo.tools.docs_tables.TARGETS``: README.md's model table, the recipes table of
+docs/guides/training.md, the table of shipped weights in docs/guides/pretrained.md (``render`` here,
+between ``<!-- model-card:start -->`` and ``<!-- model-card:end -->``) and the model cards of
+docs/model-cards.md. Nothing outside the markers is touched. The shipped-weights table's columns: name,
+architecture, dataset, metric (with the target when it was not reached), params, size, hardware, and the
+command that reproduces the entry.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ __all__ = ["END", "START", "format_metric", "main", "render", "replace_block"]
 
 START = "<!-- model-card:start -->"
 END = "<!-- model-card:end -->"
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
 
 _PERCENT = ("acc", "exact_match", "class_acc")
 _HEADER = "| name | architecture | dataset | metric | params | size | hardware | reproduce |\n|---|---|---|---|---|---|---|---|"
@@ -97,32 +101,28 @@ def render(manifest: dict[str, Any]) -> str:
 def replace_block(readme: str, block: str) -> str:
     """``readme`` with the text between the markers replaced by ``block``."""
     if readme.count(START) != 1 or readme.count(END) != 1 or readme.index(START) > readme.index(END):
-        raise ValueError(f"the README needs exactly one {START} ... {END} block")
+        raise ValueError(f"the page needs exactly one {START} ... {END} block")
     head, rest = readme.split(START, 1)
     _, tail = rest.split(END, 1)
     return f"{head}{START}\n{block}\n{END}{tail}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m zoo.tools.model_card", description="Generate the README's table of shipped weights.")
-    parser.add_argument("--check", action="store_true", help="exit 1 when the README differs from the manifest, writing nothing")
-    parser.add_argument("--readme", default=str(README), help="the README to update (default: the repository's)")
+    parser = argparse.ArgumentParser(prog="python -m zoo.tools.model_card", description="Generate the tables of README.md and docs/.")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a generated block is out of date, writing nothing")
+    parser.add_argument("--root", default=str(ROOT), help="the repository holding README.md, docs/ and configs/ (default: this one)")
     parser.add_argument("--manifest", help="the manifest (default: the weights directory's manifest.json)")
     args = parser.parse_args(argv)
     from zoo.pretrained import read_manifest
+    from zoo.tools.docs_tables import update
 
-    path = Path(args.readme)
-    readme = path.read_text(encoding="utf-8")
-    updated = replace_block(readme, render(read_manifest(args.manifest)))
-    if args.check:
-        if updated != readme:
-            print(f"{path} is out of date with the manifest: run python -m zoo.tools.model_card", file=sys.stderr)
-            return 1
-        return 0
-    if updated != readme:
-        path.write_text(updated, encoding="utf-8")
-        print(f"updated {path}")
-    return 0
+    stale = update(Path(args.root), read_manifest(args.manifest), check=args.check)
+    for path in stale:
+        if args.check:
+            print(f"{path} is out of date: run python -m zoo.tools.model_card", file=sys.stderr)
+        else:
+            print(f"updated {path}")
+    return 1 if args.check and stale else 0
 
 
 if __name__ == "__main__":
