@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import zoo
 from zoo import attacks
-from zoo.base import ClassifierModule
+from zoo.core.base import ClassifierModule
 
 MEAN, STD = [0.286], [0.353]
 

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import zoo
 from conftest import fit_and_reload_image_model
-from zoo.autoencoder import AutoencoderModule, latent_scatter
+from zoo.models.generative.autoencoder import AutoencoderModule, latent_scatter
 
 NAMES = ["autoencoder", "conv_autoencoder"]
 
@@ -157,7 +157,7 @@ def test_autoencoder_recipe_learns_real_fashion_mnist(real_fashion_mnist, tmp_pa
     """configs/autoencoder_fashionmnist.yaml for one epoch: test PSNR well above the 10.6 dB of the per-pixel mean image."""
     from pathlib import Path
 
-    from zoo.cli import main
+    from zoo.training.cli import main
 
     config = Path(__file__).resolve().parents[1] / "configs" / "autoencoder_fashionmnist.yaml"
     cli = main(["fit", "--config", str(config), "--trainer.max_epochs=1", f"--data.data_dir={real_fashion_mnist}",

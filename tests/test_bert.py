@@ -15,8 +15,8 @@ from torch.utils.data import DataLoader, TensorDataset
 import zoo
 from datamodules import TextCorpusDataModule
 from datamodules.corpus import FORTUNE_CATEGORIES
-from zoo.bert import CLS_ID, IGNORE_INDEX, MASK_ID, SEP_ID, mask_tokens, segment_ids
-from zoo.tokenizer import PAD_ID, UNK_ID, Tokenizer
+from zoo.models.sequence.bert import CLS_ID, IGNORE_INDEX, MASK_ID, SEP_ID, mask_tokens, segment_ids
+from zoo.core.tokenizer import PAD_ID, UNK_ID, Tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(d_model=32, nhead=2, num_layers=1, dim_feedforward=64, vocab_size=50, max_len=32)
@@ -205,7 +205,7 @@ def test_classifier_starts_from_the_mlm_encoder_with_a_fresh_head(tmp_path):
 
 def test_recipes_pretrain_then_finetune_through_the_cli(fortunes_dir, tmp_path, monkeypatch):
     """The two recipes chained as the README runs them: the MLM run's last.ckpt starts the classifier."""
-    from zoo.cli import main
+    from zoo.training.cli import main
 
     folder, _ = fortunes_dir
     monkeypatch.chdir(tmp_path)

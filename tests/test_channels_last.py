@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.pretrained import save_pretrained
+from zoo.hub.pretrained import save_pretrained
 
 NAMES = ["lenet5", "simple_cnn", "resnet20", "vgg11_small"]
 

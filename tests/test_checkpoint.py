@@ -17,8 +17,8 @@ from PIL import Image
 
 import zoo
 from datamodules import DigitsDataModule
-from zoo.checkpoint import known_model_classes
-from zoo.reduced import REDUCED
+from zoo.hub.checkpoint import known_model_classes
+from zoo.bench.reduced_builds import REDUCED
 
 # ImageNet-size networks are left out: the same classes are round-tripped here through their small variants.
 LARGE = set(REDUCED)  # ImageNet-size and Wide ResNets: tests/test_models.py round-trips their cheap builds
@@ -134,7 +134,7 @@ def test_the_known_classes_are_the_zoos_own():
 
 def test_the_tools_refuse_a_planted_class_path(tmp_path, monkeypatch):
     """zoo-predict, zoo-generate and the GAN quality metrics all load through zoo.load_checkpoint."""
-    from zoo.gan_metrics import GANQualityMetrics
+    from zoo.evaluation.gan_metrics import GANQualityMetrics
     from zoo.tools import generate, predict
 
     path, marker = plant(tmp_path, monkeypatch, "evil_module.LeNet5")

@@ -16,7 +16,7 @@ import torch
 import yaml
 
 import zoo
-from zoo.cli import main
+from zoo.training.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.cli import DATA_LINKS, main
+from zoo.training.cli import DATA_LINKS, main
 
 FAST = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1", "--test_after_fit=false"]
 

@@ -39,7 +39,7 @@ def test_compile_is_in_place_and_keeps_state_dict_keys():
 
 
 def test_shipped_hparams_do_not_record_compile():
-    from zoo.pretrained import clean_hparams
+    from zoo.hub.pretrained import clean_hparams
 
     assert "compile" not in clean_hparams(zoo.create_model("lenet5", compile=True))
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.deploy import ServedModel, read_export_metadata
+from zoo.serving.export import ServedModel, read_export_metadata
 
 ort = pytest.importorskip("onnxruntime")
 

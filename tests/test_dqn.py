@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 import zoo
-from zoo.dqn import DQN
-from zoo.replay import ReplayBuffer
+from zoo.models.rl.dqn import DQN
+from zoo.models.rl.replay import ReplayBuffer
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SMALL = dict(hidden_sizes=[16], batch_size=8, buffer_size=200, learning_starts=20, steps_per_epoch=10, eval_episodes=3)
@@ -224,7 +224,7 @@ def test_refuses_continuous_actions():
 def test_recipe_solves_cartpole_on_held_out_episodes(seed, tmp_path):
     """configs/dqn_cartpole.yaml with seeds 0-4: validation stops training once solved, within 50,000 env
     steps, and the checkpoint it chose averages >= 475 over 100 held-out episodes (seeds 20,000-20,099)."""
-    from zoo.cli import main
+    from zoo.training.cli import main
 
     args = ["fit", "--config", str(CONFIGS / "dqn_cartpole.yaml"), f"--seed_everything={seed}", f"--model.init_args.seed={seed}",
             f"--trainer.default_root_dir={tmp_path}", "--test_after_fit=false"]  # fmt: skip

@@ -14,9 +14,9 @@ import torch
 
 import zoo
 from datamodules import DigitsDataModule
-from zoo.base import IncompatibleDataError
-from zoo.cli import main
-from zoo.cli_errors import ConfigError, choices
+from zoo.core.base import IncompatibleDataError
+from zoo.training.cli import main
+from zoo.training.cli_errors import ConfigError, choices
 
 DIGITS = ["--data", "DigitsDataModule", "--data.image_size=32", "--trainer.fast_dev_run=true", "--trainer.logger=false"]
 
@@ -151,7 +151,7 @@ def test_models_built_for_the_data_pass_the_check():
 
 
 def test_a_users_subclass_keeps_its_parent_among_the_choices():
-    from zoo.cli_errors import choices
+    from zoo.training.cli_errors import choices
 
     class MyLeNet(zoo.LeNet5):  # a class of the user's (here, the test's), extending a zoo model
         pass

@@ -14,8 +14,8 @@ import torch
 
 import zoo
 from datamodules import DigitsDataModule, TimeSeriesDataModule
-from zoo.evaluation import evaluate, reference_matches, reference_output, resolve_datamodule_class, summarize_reference
-from zoo.pretrained import PretrainedWeightsCorrupt, load_pretrained
+from zoo.evaluation.shipped_metrics import evaluate, reference_matches, reference_output, resolve_datamodule_class, summarize_reference
+from zoo.hub.pretrained import PretrainedWeightsCorrupt, load_pretrained
 from zoo.tools import export as export_tool
 from zoo.tools import model_card
 from zoo.tools.export import ExportRefused, export_checkpoint
@@ -56,7 +56,7 @@ def tiny(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.fixture
 def stub_metric(monkeypatch: pytest.MonkeyPatch) -> None:
     """For the tests about files rather than the metric: evaluate() answers at once, accuracy 0.5."""
-    import zoo.evaluation
+    import zoo.evaluation.shipped_metrics
 
     def measured(model, data, **kwargs):
         return {"name": "test/acc", "value": 0.5, "higher_is_better": True, "tolerance": 0.003, "metrics": {}, "num_test_samples": 359}
@@ -275,7 +275,7 @@ def test_gan_metrics_are_seeded_and_judged_by_the_classifier(vision_root):
     assert first["name"] == "test/class_acc" and first["value"] == again["value"]
     assert first["metrics"]["test/fid"] == again["metrics"]["test/fid"]
     # the judge's verdict, recomputed by hand from the same seeded noise
-    from zoo.gan_metrics import classifier_input
+    from zoo.evaluation.gan_metrics import classifier_input
 
     g = torch.Generator().manual_seed(0)
     z = torch.randn(200, gan.latent_dim, generator=g)
@@ -290,7 +290,7 @@ def test_gan_metrics_are_seeded_and_judged_by_the_classifier(vision_root):
 
 # -- the README's model card ------------------------------------------------------------------------------
 def test_readme_model_card_equals_the_manifest():
-    from zoo.pretrained import read_manifest
+    from zoo.hub.pretrained import read_manifest
 
     readme = (REPO / "README.md").read_text()
     assert model_card.replace_block(readme, model_card.render(read_manifest())) == readme

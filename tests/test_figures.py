@@ -11,7 +11,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
 import zoo
-from zoo.classifier_figures import ClassifierTestFigures
+from zoo.viz.classifier_figures import ClassifierTestFigures
 
 NAMES = ["cat", "dog", "eel"]
 

@@ -17,11 +17,12 @@ import torch
 import yaml
 
 import zoo
+from zoo.hub import apply_pretrained
 from datamodules import DigitsDataModule
 from datamodules.base import ZooDataModule
-from zoo.reduced import REDUCED
-from zoo.base import ZooModule
-from zoo.cli import ZooCLI, main
+from zoo.bench.reduced_builds import REDUCED
+from zoo.core.base import ZooModule
+from zoo.training.cli import ZooCLI, main
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "configs" / "resnet20_digits_finetune.yaml"
@@ -173,10 +174,20 @@ def test_another_class_is_refused(tmp_path):
 
 
 def test_a_missing_source_is_a_clear_error(tmp_path):
+    """What every builder does with pretrained= (create_model, the CLI, hubconf): zoo.hub.apply_pretrained."""
     with pytest.raises(FileNotFoundError, match="nowhere.ckpt"):
-        zoo.LeNet5(pretrained=str(tmp_path / "nowhere.ckpt"))
+        apply_pretrained(zoo.LeNet5(), str(tmp_path / "nowhere.ckpt"))
     with pytest.raises(KeyError, match="lenet5.nosuchdata"):
-        zoo.LeNet5(pretrained="lenet5.nosuchdata")
+        apply_pretrained(zoo.LeNet5(), "lenet5.nosuchdata")
+
+
+def test_a_constructor_given_pretrained_points_to_the_builders(tmp_path):
+    """A model's __init__ builds the network and loads nothing: pretrained= there is a ValueError naming create_model."""
+    with pytest.raises(ValueError, match=r"zoo.create_model\('lenet5', pretrained='lenet5.tiny'\)"):
+        zoo.LeNet5(pretrained="lenet5.tiny")
+    with pytest.raises(ValueError, match=r"zoo.create_model\('resnet\w+', pretrained="):
+        zoo.ResNet(pretrained=str(tmp_path / "any.ckpt"))
+    assert zoo.LeNet5(pretrained=None).hparams.pretrained is None
 
 
 def test_a_different_vocabulary_is_refused(tmp_path):
@@ -227,7 +238,7 @@ def test_cli_pretrained_links_the_data_then_copies_the_weights(in_tmp_cwd):
 
 def last_checkpoint(trainer) -> Path:
     """The run's last.ckpt: the CLI's LastCheckpoint keeps it (the best-model checkpoint keeps the best only)."""
-    from zoo.resume import LastCheckpoint
+    from zoo.training.resume import LastCheckpoint
 
     (callback,) = [c for c in trainer.checkpoint_callbacks if isinstance(c, LastCheckpoint)]
     assert callback.last_model_path

@@ -8,7 +8,7 @@ from conftest import FORTUNE_SHARED, FORTUNE_WORDS
 from datamodules import TextCorpusDataModule
 from datamodules.base import CorruptDataError, DataNotFoundError
 from datamodules.corpus import FORTUNE_CATEGORIES, read_fortunes
-from zoo.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from zoo.core.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
 def test_read_fortunes_parses_strfile_entries_and_skips_index_symlink_and_off(fortunes_dir):

@@ -13,10 +13,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import zoo
 from conftest import fit_and_reload_image_model
-from zoo.base import ClassifierModule
-from zoo.gan import GAN, GANModule, generate
-from zoo.gan_metrics import ClassifierFeatures, GANQualityMetrics, frechet_distance
-from zoo.preprocessing import ImageInputMixin
+from zoo.core.base import ClassifierModule
+from zoo.models.generative.gan import GAN, GANModule
+from zoo.serving.generate import generate
+from zoo.evaluation.gan_metrics import ClassifierFeatures, GANQualityMetrics, frechet_distance
+from zoo.core.preprocessing import ImageInputMixin
 
 NAMES = ["gan", "cgan", "dcgan"]
 SMALL = {"gan": dict(generator_sizes=[32], discriminator_sizes=[32]), "cgan": dict(generator_sizes=[32], discriminator_sizes=[32]),

@@ -14,9 +14,9 @@ import torch
 import torchvision
 
 import zoo
-from zoo.densenet import DenseBlock, Transition
-from zoo.googlenet import Inception
-from zoo.imagenet import _ARCHS, remap_keys
+from zoo.models.vision.densenet import DenseBlock, Transition
+from zoo.models.vision.googlenet import Inception
+from zoo.hub.imagenet import _ARCHS, remap_keys
 
 
 def n_params(model: torch.nn.Module) -> int:

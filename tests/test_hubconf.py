@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.pretrained import save_pretrained, sha256_file
+from zoo.hub.pretrained import save_pretrained, sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 

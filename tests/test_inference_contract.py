@@ -144,7 +144,7 @@ def test_briefly_trained_model_predicts_raw_test_images_like_the_pipeline(name, 
 # --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("recipe", ["dnn_fashionmnist", "lstm_fashionmnist_rows", "simple_cnn_fashionmnist"])
 def test_cli_checkpoints_carry_the_contract(recipe, vision_root, tmp_path, monkeypatch):
-    from zoo.cli import main
+    from zoo.training.cli import main
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ZOO_DATA_DIR", str(vision_root.root))
@@ -171,7 +171,7 @@ def test_the_tools_are_console_scripts_and_modules_that_leave_the_functions_alon
     assert all(callable(f) and not isinstance(f, type(zoo)) for f in (zoo.predict, zoo.generate, zoo.translate))
     scripts = {e.name: e.value for e in entry_points(group="console_scripts") if e.name.startswith("zoo-")}
     assert scripts == {
-        "zoo-train": "zoo.cli:main",
+        "zoo-train": "zoo.training.cli:main",
         "zoo-predict": "zoo.tools.predict:main",
         "zoo-generate": "zoo.tools.generate:main",
         "zoo-translate": "zoo.tools.translate:main",

@@ -18,7 +18,7 @@ import torch.hub
 import datamodules.vision as vision
 import zoo
 from datamodules import CIFAR10DataModule, DataNotFoundError, FashionMNISTDataModule, IMDBDataModule, TranslationDataModule
-from zoo.pretrained import PretrainedWeightsUnavailable, save_pretrained
+from zoo.hub.pretrained import PretrainedWeightsUnavailable, save_pretrained
 
 
 def _files_under(folder: Path) -> list[Path]:

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from zoo.layers import ACTIVATIONS, check_token_ids, make_activation, make_rnn
+from zoo.core.layers import ACTIVATIONS, check_token_ids, make_activation, make_rnn
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from datamodules import FashionMNISTDataModule
-from zoo.cli import main
+from zoo.training.cli import main
 
 pytestmark = pytest.mark.learning
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from zoo.cli import main
+from zoo.training.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = ["fit", "--config", str(REPO / "configs" / "mlp_blobs.yaml"), "--trainer.max_epochs=1", "--data.n_samples=200"]

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import zoo
-from zoo.reduced import REDUCED
+from zoo.bench.reduced_builds import REDUCED
 
 TESTS = Path(__file__).resolve().parent
 MODELS = [n for n in zoo.list_models() if issubclass(zoo.get_model_class(n), (zoo.ClassifierModule, zoo.RegressorModule))]
@@ -177,7 +177,7 @@ def test_hyperparameters_are_primitive_and_documented(name):
 @pytest.mark.parametrize("model", ["LeNet5", "ResNet"])
 def test_model_help_shows_inherited_arguments_with_their_help(model, capsys, monkeypatch):
     """``train.py fit --model.help <Model>`` lists every argument, those it inherits with their base's help text."""
-    from zoo.cli import main
+    from zoo.training.cli import main
 
     cls = getattr(zoo, model)
     monkeypatch.setenv("COLUMNS", "1000")  # one line per argument: no wrapping inside the help texts
@@ -319,8 +319,8 @@ def test_optimizers_and_schedulers(optimizer, scheduler):
 
 def test_the_supervised_step_lives_in_the_supervised_bases():
     """ZooModule holds what every model shares; only (x, y)-batch models inherit the loss-per-batch step."""
-    from zoo.base import SupervisedModule
-    from zoo.decoding import TranslationModule
+    from zoo.core.base import SupervisedModule
+    from zoo.models.sequence.decoding import TranslationModule
 
     contract = ("compute_loss", "metric_input", "_shared_step", "_set_stage_metrics", "_metrics")
     assert not [name for name in contract if hasattr(zoo.ZooModule, name)]

@@ -9,8 +9,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import zoo
 from datamodules import ZooDataModule
-from zoo.cli import ZooCLI, main
-from zoo.guards import NonFiniteLossError, NonFiniteLossGuard
+from zoo.training.cli import ZooCLI, main
+from zoo.training.nonfinite_guard import NonFiniteLossError, NonFiniteLossGuard
 
 BAD_BATCH = 3  # the batch whose inputs are NaN
 

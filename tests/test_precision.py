@@ -23,7 +23,7 @@ import pytest
 import torch
 from torch import nn
 
-from zoo.cli import main
+from zoo.training.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 

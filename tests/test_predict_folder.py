@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 import zoo
-from zoo.inference import UnreadableImageError, find_images
+from zoo.serving.predict import UnreadableImageError, find_images
 from zoo.tools import predict as tool
 
 

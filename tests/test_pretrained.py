@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 
 import zoo
-import zoo.pretrained
-from zoo.pretrained import (
+import zoo.hub.pretrained
+from zoo.hub.pretrained import (
     PretrainedWeightsCorrupt,
     PretrainedWeightsUnavailable,
     is_pretrained_name,
@@ -28,7 +28,7 @@ from zoo.pretrained import (
     sha256_file,
     weights_dir,
 )
-from zoo.tokenizer import Tokenizer
+from zoo.core.tokenizer import Tokenizer
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
@@ -171,8 +171,8 @@ def test_one_changed_byte_is_refused_before_anything_is_read(shipped, monkeypatc
 
     monkeypatch.setattr(safetensors.torch, "load_model", never)
     monkeypatch.setattr(safetensors.torch, "load_file", never)
-    monkeypatch.setattr(zoo.pretrained, "_read_config", never)  # the config is not parsed either
-    monkeypatch.setattr(zoo.pretrained, "resolve_model_class", never)  # and no model is built
+    monkeypatch.setattr(zoo.hub.pretrained, "_read_config", never)  # the config is not parsed either
+    monkeypatch.setattr(zoo.hub.pretrained, "resolve_model_class", never)  # and no model is built
     with pytest.raises(PretrainedWeightsCorrupt, match=rf"{path}.*does not match the manifest"):
         load_pretrained("lenet5.tiny")
     with pytest.raises(PretrainedWeightsCorrupt, match=f"lenet5.tiny{suffix}"):

@@ -12,10 +12,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import zoo
 from zoo import attacks
-from zoo.callbacks import EpochLineProgressBar
-from zoo.cli import main
-from zoo.gan_metrics import GANQualityMetrics
-from zoo.progress import loop_progress, progress_bar, show_progress
+from zoo.training.epoch_progress_bar import EpochLineProgressBar
+from zoo.training.cli import main
+from zoo.evaluation.gan_metrics import GANQualityMetrics
+from zoo.viz.progress import loop_progress, progress_bar, show_progress
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import zoo
-from zoo.bert import CLS_ID, FIRST_WORD_ID, SEP_ID
+from zoo.models.sequence.bert import CLS_ID, FIRST_WORD_ID, SEP_ID
 
 ZOO_DIR = Path(zoo.__file__).resolve().parent
 EXAMPLES = int(os.environ.get("ZOO_HYPOTHESIS_EXAMPLES", "30"))

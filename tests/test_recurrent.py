@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.rnn import RecurrentClassifier
+from zoo.models.sequence.rnn import RecurrentClassifier
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
@@ -64,7 +64,7 @@ def test_lstm_recipe_beats_the_linear_baseline_on_fashion_mnist_rows(real_fashio
     """
     from pathlib import Path
 
-    from zoo.cli import main
+    from zoo.training.cli import main
 
     threshold = 0.87
     assert threshold >= fashion_mnist_linear_baseline + 0.02

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.resnet9 import ResNet9
+from zoo.models.vision.resnet9 import ResNet9
 
 REPO = Path(__file__).resolve().parents[1]
 

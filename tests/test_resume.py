@@ -23,7 +23,7 @@ import torch
 import zoo
 from datamodules import DigitsDataModule, ZooDataModule
 from datamodules.sampler import ResumableSampler
-from zoo.resume import RNGStateCallback, find_last_checkpoint
+from zoo.training.resume import RNGStateCallback, find_last_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -124,8 +124,8 @@ class Crash(RuntimeError):
 def digits_fit(root: Path, *, crash_at: int | None = None, ckpt_path: str | None = None) -> zoo.MLP:
     import lightning as L
 
-    from zoo.checkpoint_io import AtomicCheckpointIO
-    from zoo.resume import LastCheckpoint
+    from zoo.training.atomic_checkpoint_io import AtomicCheckpointIO
+    from zoo.training.resume import LastCheckpoint
 
     class CrashAt(L.Callback):
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
@@ -147,7 +147,7 @@ def test_last_ckpt_is_refreshed_at_every_validation_even_without_a_new_best(tmp_
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from zoo.resume import LastCheckpoint
+    from zoo.training.resume import LastCheckpoint
 
     model = zoo.MLP(in_features=64, hidden_sizes=[8], num_classes=10, lr=1e-12)  # val/acc never improves
     best = ModelCheckpoint(dirpath=tmp_path, monitor="val/acc", mode="max", save_top_k=1)  # as the CLI's
@@ -311,7 +311,7 @@ def test_a_process_killed_while_saving_leaves_the_previous_last_ckpt_whole(tmp_p
     assert not leftovers[0].name.endswith(".ckpt") and leftovers[0].name.startswith(".")
     assert find_last_checkpoint(str(tmp_path / "lightning_logs")) == str(target)  # what --ckpt_path last picks
 
-    from zoo.checkpoint_io import AtomicCheckpointIO
+    from zoo.training.atomic_checkpoint_io import AtomicCheckpointIO
 
     AtomicCheckpointIO().save_checkpoint({"step": 3}, target)  # the next save clears the leftover
     assert [p.name for p in folder.iterdir()] == ["last.ckpt"]
@@ -331,8 +331,8 @@ def test_find_last_checkpoint_picks_the_newest_across_runs(tmp_path):
 
 
 def test_the_cli_writes_checkpoints_atomically_by_default(tmp_path, monkeypatch):
-    from zoo.checkpoint_io import AtomicCheckpointIO
-    from zoo.cli import ZooCLI
+    from zoo.training.atomic_checkpoint_io import AtomicCheckpointIO
+    from zoo.training.cli import ZooCLI
 
     monkeypatch.chdir(tmp_path)
     cli = ZooCLI(zoo.ZooModule, ZooDataModule, subclass_mode_model=True, subclass_mode_data=True,

@@ -16,7 +16,7 @@ import torchvision
 
 import datamodules.vision as vision
 import zoo
-from zoo.imagenet import PretrainedWeightsCorrupt, get_weights
+from zoo.hub.imagenet import PretrainedWeightsCorrupt, get_weights
 
 
 class _WritesMarker:

@@ -23,8 +23,8 @@ import torch
 import zoo
 from conftest import require_real_data
 from datamodules import DataNotFoundError
-from zoo.evaluation import evaluate, reference_matches, reference_output
-from zoo.pretrained import PretrainedWeightsCorrupt, load_pretrained, read_manifest, sha256_file, weights_dir
+from zoo.evaluation.shipped_metrics import evaluate, reference_matches, reference_output
+from zoo.hub.pretrained import PretrainedWeightsCorrupt, load_pretrained, read_manifest, sha256_file, weights_dir
 from zoo.tools.export import MAX_TOTAL_BYTES, MAX_WEIGHTS_BYTES, export_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,7 +131,7 @@ def test_a_copy_with_one_byte_changed_is_refused_before_loading(shipped, which, 
 
     for attr in ("load_model", "load_file", "load"):
         monkeypatch.setattr(safetensors.torch, attr, _no_pickle)  # reaching the tensors would be too late
-    monkeypatch.setattr(zoo.pretrained, "resolve_model_class", _no_pickle)  # as would building the model
+    monkeypatch.setattr(zoo.hub.pretrained, "resolve_model_class", _no_pickle)  # as would building the model
     monkeypatch.setenv("ZOO_WEIGHTS_DIR", str(tmp_path))
     with pytest.raises(PretrainedWeightsCorrupt, match=entry[which].replace(".", r"\.")):
         load_pretrained(entry["name"])

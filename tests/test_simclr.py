@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 import zoo
-from zoo.feature_eval import extract_features, knn_accuracy, linear_probe_accuracy
-from zoo.simclr import augment_views, nt_xent_loss
+from zoo.evaluation.feature_eval import extract_features, knn_accuracy, linear_probe_accuracy
+from zoo.models.selfsupervised.simclr import augment_views, nt_xent_loss
 
 SMALL = {"backbone_args": {"layers": [1, 1, 1], "widths": [8, 16, 16]}, "projection_hidden": 32, "projection_dim": 16}
 

@@ -114,7 +114,7 @@ def test_command_line_writes_the_copy(vision_root, tmp_path, capsys):
 
 def test_train_py_fit_streams(streaming_copy, tmp_path, monkeypatch):
     """``train.py fit --data StreamingImageDataModule``: the model gets the stream's shape and classes linked in."""
-    from zoo.cli import main
+    from zoo.training.cli import main
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", [str(REPO / "train.py")])

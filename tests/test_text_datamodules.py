@@ -83,14 +83,14 @@ def test_imdb_vocabulary_comes_from_the_training_split_only(tmp_path):
 
 
 def test_tokenizer_and_text_models_import_without_datamodules():
-    """Model code reads its tokenizer from zoo.tokenizer; a checkpoint translates without the data package."""
+    """Model code reads its tokenizer from zoo.core.tokenizer; a checkpoint translates without the data package."""
     import subprocess
     import sys
 
     code = (
         "import sys\n"
-        "import zoo.tokenizer, zoo.rnn, zoo.seq2seq, zoo.transformer, zoo.decoding\n"
-        "from zoo.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer\n"
+        "import zoo.core.tokenizer, zoo.models.sequence.rnn, zoo.models.sequence.seq2seq, zoo.models.sequence.transformer, zoo.models.sequence.decoding\n"
+        "from zoo.core.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer\n"
         "assert (PAD_ID, UNK_ID, BOS_ID, EOS_ID) == (0, 1, 2, 3)\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'datamodules')\n"
         "assert not loaded, loaded\n"
@@ -98,6 +98,6 @@ def test_tokenizer_and_text_models_import_without_datamodules():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     import datamodules.text
-    import zoo.tokenizer
+    import zoo.core.tokenizer
 
-    assert datamodules.Tokenizer is datamodules.text.Tokenizer is zoo.tokenizer.Tokenizer  # re-exported
+    assert datamodules.Tokenizer is datamodules.text.Tokenizer is zoo.core.tokenizer.Tokenizer  # re-exported

@@ -3,7 +3,7 @@
 import torch
 
 import zoo
-from zoo.tokenizer import PAD_ID
+from zoo.core.tokenizer import PAD_ID
 
 
 def test_transformer_classifier_gives_finite_logits_for_an_empty_text():

@@ -14,8 +14,8 @@ import yaml
 
 import zoo
 from datamodules import TranslationDataModule
-from zoo.decoding import beam_search, greedy_decode
-from zoo.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from zoo.models.sequence.decoding import beam_search, greedy_decode
+from zoo.core.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 REPO = Path(__file__).resolve().parents[1]
 TRANSLATION_MODELS = ["seq2seq", "transformer"]

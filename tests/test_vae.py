@@ -13,7 +13,7 @@ from torch.distributions import Bernoulli, Normal, kl_divergence
 from torch.utils.data import DataLoader, TensorDataset
 
 import zoo
-from zoo.vae import VAE, gaussian_kl
+from zoo.models.generative.vae import VAE, gaussian_kl
 
 NAMES = ["vae", "conv_vae"]
 
@@ -260,7 +260,7 @@ def test_vae_recipe_learns_real_fashion_mnist(real_fashion_mnist, tmp_path):
     model's (about -543 nats, 784 log 2 for logits near 0) and the k = 100 estimate lies above it."""
     from pathlib import Path
 
-    from zoo.cli import main
+    from zoo.training.cli import main
 
     config = Path(__file__).resolve().parents[1] / "configs" / "vae_fashionmnist.yaml"
     cli = main(["fit", "--config", str(config), "--trainer.max_epochs=1", "--trainer.limit_train_batches=100",

@@ -126,7 +126,7 @@ def test_fashion_mnist_preprocessing_matches_the_datamodule(vision_root):
 
 def test_train_py_predict_on_a_config_and_checkpoint(tmp_path, vision_root):
     """``train.py fit`` then ``train.py predict --config ... --ckpt_path ...``: class probabilities for the test split."""
-    from zoo.cli import main as cli_main
+    from zoo.training.cli import main as cli_main
 
     config = str(Path(__file__).resolve().parents[1] / "configs" / "resnet20_fashionmnist.yaml")
     common = ["--config", config, f"--data.init_args.data_dir={vision_root.root}", f"--trainer.default_root_dir={tmp_path}"]

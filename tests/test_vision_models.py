@@ -13,7 +13,7 @@ import torchvision
 from PIL import Image
 
 import zoo
-from zoo.imagenet import _ARCHS, remap_keys
+from zoo.hub.imagenet import _ARCHS, remap_keys
 
 IMAGENET = ["alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn", "resnet18", "resnet34", "resnet50", "googlenet", "densenet121"]
 SMALL = ["alexnet_small", "vgg11_small", "vgg13_small", "vgg16_small", "resnet20", "resnet32", "resnet56", "vit_tiny", "vit_small", "googlenet_small", "densenet_bc_100"]
@@ -143,7 +143,7 @@ def test_weights_bring_class_names_and_preprocessing_without_download(hub_cache)
     assert not hub_cache.checkpoints.exists()  # metadata only
     t = spec.transforms()
     assert (t.resize_size, t.crop_size) == (256, 224)
-    assert t.mean == list(zoo.image.IMAGENET_MEAN) and t.std == list(zoo.image.IMAGENET_STD)
+    assert t.mean == list(zoo.core.image.IMAGENET_MEAN) and t.std == list(zoo.core.image.IMAGENET_STD)
     image = Image.fromarray(torch.randint(0, 256, (300, 400, 3), dtype=torch.uint8).numpy())
     ours, theirs = t(image), torchvision.models.VGG16_Weights.IMAGENET1K_V1.transforms()(image)
     assert ours.shape == theirs.shape == (3, 224, 224)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import zoo
-from zoo.wide_resnet import WideBasicBlock, WideResNet
+from zoo.models.vision.wide_resnet import WideBasicBlock, WideResNet
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -101,7 +101,7 @@ def test_bad_arguments_are_named(kwargs, message):
 def test_recipe_runs_at_a_small_size_with_random_erasing(tmp_path, vision_root, monkeypatch):
     """configs/wide_resnet_fashionmnist.yaml through the CLI as WRN-10-1: its data options (random erasing) and
     optimizer reach the objects they configure."""
-    from zoo.cli import main
+    from zoo.training.cli import main
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ZOO_DATA_DIR", str(vision_root.root))

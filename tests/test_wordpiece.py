@@ -14,7 +14,7 @@ import torch
 
 import zoo
 from datamodules import TextCorpusDataModule
-from zoo.tokenizer import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, Tokenizer, _train_wordpiece
+from zoo.core.tokenizer import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, Tokenizer, _train_wordpiece
 
 pytest.importorskip("tokenizers")  # the dev extra installs it; training a WordPiece vocabulary needs it
 
@@ -146,7 +146,7 @@ def test_datamodule_serves_wordpiece_ids_framed_cls_sep(fortunes_dir):
 def test_pretraining_then_finetuning_recipes_run_with_wordpiece_through_the_cli(fortunes_dir, tmp_path, monkeypatch):
     """``--data.init_args.level wordpiece`` on both BERT recipes: vocab_size and the tokenizer are linked into the
     models, and the classifier's vocabulary, built again, is the pre-trained one."""
-    from zoo.cli import main
+    from zoo.training.cli import main
 
     folder, _ = fortunes_dir
     monkeypatch.chdir(tmp_path)

@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--readme", default=str(README), help="the README to update (default: the repository's)")
     parser.add_argument("--manifest", help="the manifest (default: the weights directory's manifest.json)")
     args = parser.parse_args(argv)
-    from zoo.pretrained import read_manifest
+    from zoo.hub.pretrained import read_manifest
 
     path = Path(args.readme)
     readme = path.read_text(encoding="utf-8")
