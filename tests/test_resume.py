@@ -268,7 +268,7 @@ from pathlib import Path
 import torch
 
 # The module alone, not the zoo package (which imports every model): a lighter process to start.
-spec = importlib.util.spec_from_file_location("checkpoint_io", Path("zoo", "checkpoint_io.py"))
+spec = importlib.util.spec_from_file_location("checkpoint_io", Path("zoo", "training", "atomic_checkpoint_io.py"))
 checkpoint_io = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(checkpoint_io)
 AtomicCheckpointIO = checkpoint_io.AtomicCheckpointIO

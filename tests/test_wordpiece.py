@@ -219,7 +219,7 @@ def test_vocabulary_is_the_same_in_every_process(real_fortunes):
     """``tokenizers`` numbers the "##" characters in hash-map order, which changes from one process to the next
     (huggingface/tokenizers#1794) and with it the ids, or even the merges; ``build`` registers them in sorted order,
     so two processes build the same token list, as pre-training and fine-tuning runs must."""
-    command = [sys.executable, "-c", _BUILD, str(REPO / "zoo" / "tokenizer.py"), str(real_fortunes / "zippy")]
+    command = [sys.executable, "-c", _BUILD, str(REPO / "zoo" / "core" / "tokenizer.py"), str(real_fortunes / "zippy")]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     runs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) for _ in range(2)]  # both at once
     first, second = (json.loads(run.communicate(timeout=120)[0]) for run in runs)
