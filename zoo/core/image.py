@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from zoo.core.base import ClassifierModule
-from zoo.core.preprocessing import IMAGENET_MEAN, IMAGENET_STD, ImageInputMixin, ImagePreprocessing
+from zoo.core.preprocessing import IMAGENET_MEAN, IMAGENET_STD, ImageInputModule, ImagePreprocessing
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageClassifier", "ImagePreprocessing", "adapt_channel_stats", "adapt_conv_weight"]
 
@@ -46,12 +46,12 @@ def adapt_channel_stats(mean: list[float], std: list[float], in_channels: int) -
     return (list(mean) * in_channels)[:in_channels], (list(std) * in_channels)[:in_channels]
 
 
-class ImageClassifier(ImageInputMixin, ClassifierModule):
+class ImageClassifier(ImageInputModule, ClassifierModule):
     """Base of the zoo's image classifiers: (B, in_channels, image_size, image_size) -> logits.
 
     Subclasses build ``self.head`` in ``__init__``;
     ``stem_conv`` names the first convolution (for ``in_channels`` adaptation). The normalization and
-    class names the model was trained with are hyperparameters (see ``zoo.preprocessing.ImageInputMixin``),
+    class names the model was trained with are hyperparameters (see ``zoo.core.preprocessing.ImageInputModule``),
     so ``transforms()`` and ``zoo.predict`` read raw images the way the training pipeline did.
 
     Args:
@@ -66,7 +66,7 @@ class ImageClassifier(ImageInputMixin, ClassifierModule):
             order, which oneDNN on CPUs and cuDNN on tensor-core GPUs run faster (LeNet-5 1.8x per training
             step on a 2-core CPU, see BENCHMARKS.md). Only the memory layout changes: the state-dict keys,
             shapes and values are the same, so checkpoints load either way.
-        **kwargs: ``ImageInputMixin``'s ``mean``, ``std``, ``class_names``, then ``ClassifierModule``'s arguments.
+        **kwargs: ``ImageInputModule``'s ``mean``, ``std``, ``class_names``, then ``ClassifierModule``'s arguments.
     """
 
     #: Attribute path of the first convolution, whose input channels ``adapt_input_channels`` changes.

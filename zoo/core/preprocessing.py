@@ -3,7 +3,7 @@
 ``ImagePreprocessing`` turns one image (file, PIL image or tensor) into one model input sample, the way
 the model was trained: ImageNet weights bring torchvision's recipe (resize 256, center crop 224,
 ImageNet mean and std); a model trained on a zoo datamodule records that datamodule's normalization
-and class names when fit starts (``ImageInputMixin``), in its hyperparameters and so in every
+and class names when fit starts (``ImageInputModule``), in its hyperparameters and so in every
 checkpoint, so a loaded checkpoint predicts without the datamodule:
 
     >>> model = zoo.load_checkpoint("best.ckpt")                  # doctest: +SKIP
@@ -23,10 +23,20 @@ from torchvision.transforms.v2 import functional as TF
 
 from zoo.core.base import ZooModule
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageInputMixin", "ImagePreprocessing"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageInputMixin", "ImageInputModule", "ImagePreprocessing", "channel_stats"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def channel_stats(mean: Sequence[float] | None, std: Sequence[float] | None, like: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-channel ``mean`` and ``std`` as (1, C, 1, 1) tensors on ``like``'s device and dtype, ready to broadcast
+    over a (B, C, H, W) batch; None means no normalization (0 and 1). The one builder of these tensors: the
+    models, the datamodules, the single-image preprocessing and the attacks all normalize with it."""
+    to = {"device": like.device, "dtype": like.dtype}
+    m = torch.tensor(list(mean) if mean is not None else [0.0], **to).view(1, -1, 1, 1)  # (1, C, 1, 1)
+    s = torch.tensor(list(std) if std is not None else [1.0], **to).view(1, -1, 1, 1)  # (1, C, 1, 1)
+    return m, s
 
 
 class ImagePreprocessing:
@@ -117,9 +127,8 @@ class ImagePreprocessing:
             image = TF.resize(image, [self.crop_size, self.crop_size], antialias=True)
         x = image if isinstance(image, Tensor) else TF.pil_to_tensor(image)  # (C, crop, crop)
         x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
-        x = (x - mean) / std  # (C, crop, crop): the datamodules' arithmetic, so results agree bit for bit
+        mean, std = channel_stats(self.mean, self.std, x)  # (1, C, 1, 1)
+        x = (x - mean[0]) / std[0]  # (C, crop, crop): the datamodules' arithmetic, so results agree bit for bit
         return x if self.output_shape is None else x.reshape(self.output_shape)
 
 
@@ -132,15 +141,17 @@ def _floats(name: str, values: Sequence[float] | None) -> list[float] | None:
     return out
 
 
-class ImageInputMixin(ZooModule):
+class ImageInputModule(ZooModule):
     """Base of every model that reads (or writes) images: it records how its images are normalized.
+
+    A LightningModule base, not a mixin; ``ImageInputMixin``, its name before, stays an alias (the public API).
 
     ``mean``, ``std`` and ``class_names`` are hyperparameters, so every checkpoint carries them. They
     come from the datamodule: ``on_fit_start`` records ``trainer.datamodule.normalization`` and
     ``class_names`` (Python API), and the CLI links them into these arguments. ``transforms()`` then
     turns one raw image into one model input, exactly as the datamodule's ``preprocess`` does.
 
-    Used as the first base: ``class MLP(ImageInputMixin, ClassifierModule)``.
+    Used as the first base: ``class MLP(ImageInputModule, ClassifierModule)``.
 
     Args:
         mean: per-channel mean of the normalization the model reads (images in [0, 1]); None: none.
@@ -237,8 +248,7 @@ class ImageInputMixin(ZooModule):
         mean, std = self.hparams.get("mean"), self.hparams.get("std")
         if mean is None:
             return None
-        to = {"device": x.device, "dtype": x.dtype}
-        return torch.tensor(mean, **to).view(1, -1, 1, 1), torch.tensor(std, **to).view(1, -1, 1, 1)  # (1, C, 1, 1)
+        return channel_stats(mean, self.hparams.get("std"), x)  # (1, C, 1, 1) each
 
     def normalize(self, pixels: Tensor) -> Tensor:
         """(B, C, H, W) pixels in [0, 1] -> normalized model input (identity without a recorded mean/std)."""
@@ -249,3 +259,7 @@ class ImageInputMixin(ZooModule):
         """Normalized (B, C, H, W) -> pixels in [0, 1] (identity without a recorded mean/std)."""
         stats = self._stats(x)
         return x if stats is None else x * stats[1] + stats[0]
+
+
+#: The public name of ``ImageInputModule`` before the packages by role (``zoo.ImageInputMixin``), kept for compatibility.
+ImageInputMixin = ImageInputModule

@@ -2,7 +2,7 @@
 FGSM adversarial training, for any zoo classifier.
 
 Zoo classifiers read *normalized* images, ``(pixels - mean) / std``, with the statistics they recorded in
-their hyperparameters (``model.hparams.mean`` / ``std``, see ``zoo.preprocessing.ImageInputMixin``),
+their hyperparameters (``model.hparams.mean`` / ``std``, see ``zoo.core.preprocessing.ImageInputModule``),
 while the attack's budget ``epsilon`` is in *pixel* space [0, 1], where "0.1" means what it says and the
 adversarial image must stay a valid image. So the attack steps and clamps in pixel space and the model
 reads the renormalized result. Explicit ``mean=`` / ``std=`` arguments override what the model recorded.
@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from zoo.core.preprocessing import channel_stats
 from zoo.viz.figures import run_folder
 from zoo.viz.progress import progress_bar
 
@@ -47,14 +48,6 @@ log = logging.getLogger(__name__)
 
 #: The budgets of the robustness table, in pixel units of [0, 1].
 EPSILONS: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
-
-
-def _stats(mean: Sequence[float] | None, std: Sequence[float] | None, like: Tensor) -> tuple[Tensor, Tensor]:
-    """(1, C, 1, 1) tensors on ``like``'s device; no normalization when not given."""
-    to = {"device": like.device, "dtype": like.dtype}
-    m = torch.tensor(list(mean) if mean is not None else [0.0], **to).view(1, -1, 1, 1)
-    s = torch.tensor(list(std) if std is not None else [1.0], **to).view(1, -1, 1, 1)
-    return m, s
 
 
 def recorded_normalization(model: nn.Module) -> tuple[list[float] | None, list[float] | None]:
@@ -107,7 +100,7 @@ def fgsm(
     mean, std = _resolve(model, mean, std)
     # Test and predict loops run under inference mode: the attack needs autograd back.
     with torch.inference_mode(False), torch.enable_grad():
-        m, s = _stats(mean, std, images)
+        m, s = channel_stats(mean, std, images)
         pixels = images.clone().requires_grad_(True)
         loss = _logits_loss(model, (pixels - m) / s, labels.clone())
         (grad,) = torch.autograd.grad(loss, pixels)  # w.r.t. the input only, not the parameters
@@ -126,7 +119,7 @@ def fgsm_normalized(
     """FGSM on a batch the way a datamodule hands it to the model: normalized in, normalized out
     (with ``mean``/``std``, by default the normalization the model recorded)."""
     mean, std = _resolve(model, mean, std)
-    m, s = _stats(mean, std, x)
+    m, s = channel_stats(mean, std, x)
     pixels = (x.detach() * s + m).clamp(0.0, 1.0)
     return (fgsm(model, pixels, labels, epsilon, mean=mean, std=std) - m) / s
 
@@ -159,7 +152,7 @@ class _Tally:
 
     @torch.no_grad()
     def update(self, model: nn.Module, x: Tensor, y: Tensor, mean, std) -> None:
-        m, s = _stats(mean, std, x)
+        m, s = channel_stats(mean, std, x)
         pixels = (x * s + m).clamp(0.0, 1.0)  # the datamodule's batch back in pixel space
         for i, eps in enumerate(self.epsilons):
             adv = fgsm(model, pixels, y, eps, mean=mean, std=std)

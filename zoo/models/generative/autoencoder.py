@@ -20,8 +20,8 @@ from torchmetrics.image import PeakSignalNoiseRatio
 
 from zoo.core.base import SupervisedModule
 from zoo.models.generative.base import GenerativeModule, figure_to_image, save_or_log_image
-from zoo.core.layers import make_activation
 from zoo.core.registry import register_model
+from zoo.models.generative.bodies import conv_decoder, conv_encoder, mlp_decoder, mlp_encoder
 from zoo.viz.figures import should_draw
 
 __all__ = ["Autoencoder", "AutoencoderModule", "ConvAutoencoder"]
@@ -35,11 +35,8 @@ class AutoencoderModule(GenerativeModule, SupervisedModule):
         noise_std: denoising mode: std of the Gaussian noise added to the input pixels (0: plain autoencoder).
         num_logged_images: images per row of the reconstruction grid.
         num_latent_points: validation samples shown in the latent scatter plot.
-        in_channels: image channels.
-        image_size: side of the square images.
-        mean: per-channel mean of the normalization of the images the model reads (None: none).
-        std: per-channel standard deviation of that normalization.
-        class_names: one name per class, in label order, or None.
+        **kwargs: ``GenerativeModule``'s ``in_channels``, ``image_size``, ``mean``, ``std``, ``class_names``, then
+            ``ZooModule``'s optimizer arguments.
     """
 
     def __init__(
@@ -168,15 +165,8 @@ class Autoencoder(AutoencoderModule):
     Args:
         hidden_sizes: widths of the encoder's hidden layers; the decoder uses them in reverse.
         activation: hidden-layer nonlinearity.
-        latent_dim: size of the code (3 gives the notes' 3-D latent plot).
-        noise_std: denoising mode: std of the Gaussian noise added to the input pixels (0: plain autoencoder).
-        num_logged_images: images per row of the reconstruction grid.
-        num_latent_points: validation samples shown in the latent scatter plot.
-        in_channels: image channels.
-        image_size: side of the square images.
-        mean: per-channel mean of the normalization of the images the model reads (None: none).
-        std: per-channel standard deviation of that normalization.
-        class_names: one name per class, in label order, or None.
+        **kwargs: ``AutoencoderModule``'s arguments (``latent_dim``: 3 gives the notes' 3-D latent plot; ``noise_std``,
+            ...) and ``GenerativeModule``'s (``in_channels``, ``image_size``, normalization).
     """
 
     def __init__(self, *, hidden_sizes: list[int] = [512, 128], activation: str = "relu", **kwargs) -> None:  # noqa: B006
@@ -184,16 +174,8 @@ class Autoencoder(AutoencoderModule):
         if any(size < 1 for size in hidden_sizes):
             raise ValueError(f"hidden_sizes must all be >= 1, got {hidden_sizes}")
         features = math.prod(self.input_shape)
-        widths = [features, *hidden_sizes]
-        encoder: list[nn.Module] = [nn.Flatten()]
-        for a, b in zip(widths, widths[1:]):
-            encoder += [nn.Linear(a, b), make_activation(activation)]
-        self.encoder = nn.Sequential(*encoder, nn.Linear(widths[-1], self.latent_dim))  # (B, latent_dim)
-        decoder: list[nn.Module] = []
-        for a, b in zip([self.latent_dim, *reversed(hidden_sizes)], reversed(widths)):
-            decoder += [nn.Linear(a, b), make_activation(activation)]
-        decoder[-1] = nn.Sigmoid()  # pixels in [0, 1]
-        self.decoder = nn.Sequential(*decoder)  # (B, C*H*W)
+        self.encoder = mlp_encoder(features, hidden_sizes, activation, self.latent_dim)  # (B, latent_dim)
+        self.decoder = mlp_decoder(self.latent_dim, hidden_sizes, activation, features, sigmoid=True)  # (B, C*H*W) pixels
 
 
 @register_model("conv_autoencoder")
@@ -204,15 +186,8 @@ class ConvAutoencoder(AutoencoderModule):
 
     Args:
         channels: channels of the two convolutions.
-        latent_dim: size of the code.
-        noise_std: denoising mode: std of the Gaussian noise added to the input pixels (0: plain autoencoder).
-        num_logged_images: images per row of the reconstruction grid.
-        num_latent_points: validation samples shown in the latent scatter plot.
-        in_channels: image channels.
-        image_size: side of the square images.
-        mean: per-channel mean of the normalization of the images the model reads (None: none).
-        std: per-channel standard deviation of that normalization.
-        class_names: one name per class, in label order, or None.
+        **kwargs: ``AutoencoderModule``'s arguments (``latent_dim``: 3 gives the notes' 3-D latent plot; ``noise_std``,
+            ...) and ``GenerativeModule``'s (``in_channels``, ``image_size``, normalization).
     """
 
     def __init__(self, *, channels: list[int] = [32, 64], **kwargs) -> None:  # noqa: B006
@@ -221,22 +196,5 @@ class ConvAutoencoder(AutoencoderModule):
             raise ValueError(f"ConvAutoencoder needs an image side divisible by 4, got image_size={self.image_size}")
         if len(channels) != 2 or min(channels) < 1:
             raise ValueError(f"channels takes the widths (>= 1) of the two convolutions, got {channels}")
-        c1, c2 = channels
-        side = self.image_size // 4
-        self.encoder = nn.Sequential(
-            nn.Conv2d(self.in_channels, c1, 3, stride=2, padding=1),  # (B, c1, H/2, W/2)
-            nn.ReLU(),
-            nn.Conv2d(c1, c2, 3, stride=2, padding=1),  # (B, c2, H/4, W/4)
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(c2 * side * side, self.latent_dim),  # (B, latent_dim)
-        )
-        self.decoder = nn.Sequential(
-            nn.Linear(self.latent_dim, c2 * side * side),
-            nn.ReLU(),
-            nn.Unflatten(1, (c2, side, side)),  # (B, c2, H/4, W/4)
-            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1),  # (B, c1, H/2, W/2)
-            nn.ReLU(),
-            nn.ConvTranspose2d(c1, self.in_channels, 3, stride=2, padding=1, output_padding=1),  # (B, C, H, W)
-            nn.Sigmoid(),
-        )
+        self.encoder = conv_encoder(self.in_channels, self.image_size, channels, self.latent_dim)  # (B, latent_dim)
+        self.decoder = conv_decoder(self.latent_dim, self.in_channels, self.image_size, channels, sigmoid=True)  # (B, C, H, W) pixels

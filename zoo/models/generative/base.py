@@ -1,7 +1,7 @@
 """What the image-generating models (autoencoders, GANs) share: pixel space and image logging.
 
 Zoo datamodules hand models *normalized* images, ``(pixels - mean) / std``; generated and reconstructed
-images are *pixels* in [0, 1]. ``GenerativeModule`` is an ``ImageInputMixin``: it records the per-channel
+images are *pixels* in [0, 1]. ``GenerativeModule`` is an ``ImageInputModule``: it records the per-channel
 ``mean``/``std`` (and class names) in its hyperparameters, so in every checkpoint (from the datamodule
 when fit starts, or as arguments), and converts between the two with them. Figures go to the logger when
 it takes images (TensorBoard, Weights & Biases), else to PNG files under the run's log folder (``zoo.figures``).
@@ -15,7 +15,7 @@ from typing import Any
 from torch import Tensor
 
 from zoo.core.base import ZooModule
-from zoo.core.preprocessing import ImageInputMixin
+from zoo.core.preprocessing import ImageInputModule
 from zoo.viz.figures import figure_to_image, save_or_log_image  # noqa: F401  (their home before zoo.viz.figures)
 
 __all__ = ["GenerativeModule", "figure_to_image", "save_or_log_image"]
@@ -23,7 +23,7 @@ __all__ = ["GenerativeModule", "figure_to_image", "save_or_log_image"]
 log = logging.getLogger(__name__)
 
 
-class GenerativeModule(ImageInputMixin, ZooModule):
+class GenerativeModule(ImageInputModule, ZooModule):
     """Base of the models that output images: pixel-space conversion with the normalization the model recorded.
 
     Args:

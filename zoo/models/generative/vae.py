@@ -34,8 +34,8 @@ from torch import Tensor, nn
 
 from zoo.models.generative.autoencoder import AutoencoderModule, latent_scatter
 from zoo.models.generative.base import figure_to_image, save_or_log_image
-from zoo.core.layers import make_activation
 from zoo.core.registry import register_model
+from zoo.models.generative.bodies import conv_decoder, conv_encoder, mlp_decoder, mlp_encoder
 from zoo.viz.figures import should_draw
 
 __all__ = ["VAE", "gaussian_kl"]
@@ -49,41 +49,6 @@ _IW_CHUNK = 4096  # decoder inputs per pass of the importance-sampled estimate
 def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)) in closed form, summed over the latent dimensions: (B, D) -> (B,)."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)
-
-
-def _mlp_networks(features: int, latent_dim: int, hidden_sizes: list[int], activation: str) -> tuple[nn.Module, nn.Module]:
-    widths = [features, *hidden_sizes]
-    encoder: list[nn.Module] = [nn.Flatten()]
-    for a, b in zip(widths, widths[1:]):
-        encoder += [nn.Linear(a, b), make_activation(activation)]
-    encoder.append(nn.Linear(widths[-1], 2 * latent_dim))  # (B, 2D): mu and logvar
-    decoder: list[nn.Module] = []
-    for a, b in zip([latent_dim, *reversed(hidden_sizes)], reversed(widths[1:])):
-        decoder += [nn.Linear(a, b), make_activation(activation)]
-    decoder.append(nn.Linear(widths[1] if hidden_sizes else latent_dim, features))  # (B, C*H*W) likelihood parameters
-    return nn.Sequential(*encoder), nn.Sequential(*decoder)
-
-
-def _conv_networks(in_channels: int, image_size: int, latent_dim: int, channels: list[int]) -> tuple[nn.Module, nn.Module]:
-    c1, c2 = channels
-    side = image_size // 4
-    encoder = nn.Sequential(
-        nn.Conv2d(in_channels, c1, 3, stride=2, padding=1),  # (B, c1, H/2, W/2)
-        nn.ReLU(),
-        nn.Conv2d(c1, c2, 3, stride=2, padding=1),  # (B, c2, H/4, W/4)
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(c2 * side * side, 2 * latent_dim),  # (B, 2D): mu and logvar
-    )
-    decoder = nn.Sequential(
-        nn.Linear(latent_dim, c2 * side * side),
-        nn.ReLU(),
-        nn.Unflatten(1, (c2, side, side)),  # (B, c2, H/4, W/4)
-        nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1),  # (B, c1, H/2, W/2)
-        nn.ReLU(),
-        nn.ConvTranspose2d(c1, in_channels, 3, stride=2, padding=1, output_padding=1),  # (B, C, H, W) likelihood parameters
-    )
-    return encoder, decoder
 
 
 class VAE(AutoencoderModule):
@@ -100,14 +65,9 @@ class VAE(AutoencoderModule):
         beta: weight of the KL term in the training loss (1: the ELBO; the logged ELBO always uses 1).
         iw_samples: k of the importance-sampled log-likelihood logged at test (0: not computed).
         latent_dim: size of z (2 gives a traversal of the whole latent space).
-        noise_std: must be 0: the ELBO is a bound on the likelihood of the image the encoder reads.
-        num_logged_images: images per row of the reconstruction and sample grids.
-        num_latent_points: validation samples shown in the latent scatter plot.
-        in_channels: image channels.
-        image_size: side of the square images.
-        mean: per-channel mean of the normalization of the images the model reads (None: none).
-        std: per-channel standard deviation of that normalization.
-        class_names: one name per class, in label order, or None.
+        **kwargs: ``AutoencoderModule``'s arguments (``noise_std`` must stay 0: the ELBO is a bound on the
+            likelihood of the image the encoder reads; ``num_logged_images`` sets the sample grids too) and
+            ``GenerativeModule``'s (``in_channels``, ``image_size``, normalization).
     """
 
     def __init__(
@@ -142,13 +102,16 @@ class VAE(AutoencoderModule):
         if encoder == "mlp":
             if any(size < 1 for size in hidden_sizes):
                 raise ValueError(f"hidden_sizes must all be >= 1, got {hidden_sizes}")
-            self.encoder, self.decoder = _mlp_networks(math.prod(self.input_shape), latent_dim, hidden_sizes, activation)
+            features = math.prod(self.input_shape)
+            self.encoder = mlp_encoder(features, hidden_sizes, activation, 2 * latent_dim)  # (B, 2D): mu and logvar
+            self.decoder = mlp_decoder(latent_dim, hidden_sizes, activation, features, sigmoid=False)  # (B, C*H*W) likelihood parameters
         else:
             if self.image_size % 4:
                 raise ValueError(f"encoder='conv' needs an image side divisible by 4, got image_size={self.image_size}")
             if len(channels) != 2 or min(channels) < 1:
                 raise ValueError(f"channels takes the widths (>= 1) of the two convolutions, got {channels}")
-            self.encoder, self.decoder = _conv_networks(self.in_channels, self.image_size, latent_dim, channels)
+            self.encoder = conv_encoder(self.in_channels, self.image_size, channels, 2 * latent_dim)  # (B, 2D): mu and logvar
+            self.decoder = conv_decoder(latent_dim, self.in_channels, self.image_size, channels, sigmoid=False)  # (B, C, H, W) likelihood parameters
         if likelihood == "gaussian" and gaussian_std == 0:
             self.log_std = nn.Parameter(torch.zeros(self.input_shape))  # (C, H, W), one learned std per pixel
         self._images: dict[str, Tensor] = {}

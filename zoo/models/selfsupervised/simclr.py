@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from zoo.core.base import ZooModule
 from zoo.core.image import ImageClassifier
-from zoo.core.preprocessing import ImageInputMixin
+from zoo.core.preprocessing import ImageInputModule
 from zoo.core.registry import get_builder, register_model
 from zoo.core.registry import get_model_class, list_models
 from zoo.models.selfsupervised.probes import extract_features, knn_accuracy, linear_probe_accuracy
@@ -119,7 +119,7 @@ class ProjectionHead(nn.Module):
         return self.net(h)
 
 
-class SimCLR(ImageInputMixin, ZooModule):
+class SimCLR(ImageInputModule, ZooModule):
     """Self-supervised contrastive encoder: a zoo image backbone, a projection head and the NT-Xent loss.
 
     ``forward(x)`` gives the backbone's features (B, num_features) of normalized images; ``project(x)`` the

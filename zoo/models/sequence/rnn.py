@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from zoo.core.base import ClassifierModule
-from zoo.core.preprocessing import ImageInputMixin
+from zoo.core.preprocessing import ImageInputModule
 from zoo.core.layers import check_token_ids, make_rnn
 from zoo.core.registry import register_model
 from zoo.core.tokenizer import PAD_ID
@@ -21,7 +21,7 @@ from zoo.core.tokenizer import PAD_ID
 __all__ = ["RecurrentClassifier"]
 
 
-class RecurrentClassifier(ImageInputMixin, ClassifierModule):
+class RecurrentClassifier(ImageInputModule, ClassifierModule):
     """A stacked RNN / LSTM / GRU whose final state feeds a linear classifier.
 
     The features are the last layer's final hidden state; in bidirectional mode the last forward state
@@ -46,7 +46,7 @@ class RecurrentClassifier(ImageInputMixin, ClassifierModule):
         bidirectional: run a backward pass too and classify concat(last forward, first backward state).
         tokenizer: the vocabulary as primitives (``zoo.tokenizer.Tokenizer.to_config()``), stored so a
             checkpoint can encode raw text without the dataset; None for float input.
-        **kwargs: ``ImageInputMixin``'s ``mean``, ``std``, ``class_names`` (images read as rows), then
+        **kwargs: ``ImageInputModule``'s ``mean``, ``std``, ``class_names`` (images read as rows), then
             ``ClassifierModule``'s arguments.
     """
 

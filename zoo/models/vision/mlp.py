@@ -7,7 +7,7 @@ import math
 from torch import Tensor, nn
 
 from zoo.core.base import ClassifierModule
-from zoo.core.preprocessing import ImageInputMixin
+from zoo.core.preprocessing import ImageInputModule
 from zoo.core.layers import make_activation
 from zoo.core.registry import register_model
 
@@ -15,7 +15,7 @@ __all__ = ["MLP"]
 
 
 @register_model("mlp")
-class MLP(ImageInputMixin, ClassifierModule):
+class MLP(ImageInputModule, ClassifierModule):
     """Fully connected classifier: [Linear -> activation -> dropout] x len(hidden_sizes) -> Linear head.
 
     Any input whose sample has ``in_features`` elements is flattened first, so (B, 1, 28, 28) images and
@@ -30,7 +30,7 @@ class MLP(ImageInputMixin, ClassifierModule):
         dropout: dropout probability after each hidden layer.
         image_shape: (C, H, W) of the images flattened into the input, or None for tabular data
             (recorded from an image datamodule's ``input_shape`` when fit starts).
-        **kwargs: ``ImageInputMixin``'s ``mean``, ``std``, ``class_names``, then ``ClassifierModule``'s arguments.
+        **kwargs: ``ImageInputModule``'s ``mean``, ``std``, ``class_names``, then ``ClassifierModule``'s arguments.
     """
 
     def __init__(
