@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import sys
 from types import ModuleType
 
@@ -84,6 +85,11 @@ class _AliasLoader(importlib.abc.Loader):
     def exec_module(self, module: ModuleType) -> None:
         # importlib stamped the alias's spec on the module; the module keeps its own (reload, pickling, inspect).
         module.__spec__ = self._spec
+
+    def get_code(self, fullname: str):
+        """The moved module's code, for ``python -m zoo.feature_eval`` (runpy runs it as ``__main__``)."""
+        spec = importlib.util.find_spec(self.target)
+        return spec.loader.get_code(self.target)
 
 
 class LegacyModuleFinder(importlib.abc.MetaPathFinder):

@@ -52,6 +52,15 @@ def test_old_names_resolve_to_todays_objects():
     assert importlib.import_module("zoo.attacks").AdversarialTraining is zoo.attacks.AdversarialTraining
 
 
+def test_an_old_module_path_runs_with_python_m():
+    """``python -m zoo.feature_eval`` (the README's command) runs zoo.evaluation.feature_eval."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-m", "zoo.feature_eval", "--help"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Linear-probe and k-NN accuracy" in proc.stdout
+
+
 def test_the_finder_answers_only_names_in_the_table():
     finder = LegacyModuleFinder()
     assert finder.find_spec("zoo.no_such_module") is None and finder.find_spec("torch") is None

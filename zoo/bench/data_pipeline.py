@@ -22,11 +22,11 @@ from pathlib import Path
 
 import torch
 
+import zoo
+from datamodules import FashionMNISTDataModule
 from zoo.bench.profiling import maybe_profile
 from zoo.bench.report import Table, median, plural, ratio
 from zoo.bench.settings import BenchSettings
-from datamodules import FashionMNISTDataModule
-import zoo
 
 __all__ = ["run_data", "torchvision_layout"]
 

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import torch
 
+import zoo
 from zoo.bench.profiling import maybe_profile
+from zoo.bench.reduced_builds import reduced_kwargs
 from zoo.bench.report import Table, median, plural, ratio
 from zoo.bench.settings import BenchSettings
-from zoo.bench.reduced_builds import reduced_kwargs
-import zoo
 
 __all__ = ["classifier_names", "run_inference"]
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+import zoo
 from zoo.bench.report import Table, median, ratio
 from zoo.bench.settings import BenchSettings
-import zoo
 
 __all__ = ["OPTIMISATIONS", "Optimisation", "flops_per_image", "run_optimisations"]
 

@@ -33,15 +33,15 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from zoo.models.generative.autoencoder import AutoencoderModule
-from zoo.core.base import ClassifierModule, RegressorModule, ZooModule
-from zoo.models.sequence.decoding import TranslationModule
-from zoo.models.rl.dqn import DQN
-from zoo.models.generative.gan import GANModule
-from zoo.core.tokenizer import BOS_ID
 import datamodules
-from zoo.hub.pretrained import load_trained
+from zoo.core.base import ClassifierModule, RegressorModule, ZooModule
+from zoo.core.tokenizer import BOS_ID
 from zoo.evaluation.gan_metrics import classifier_input, frechet_distance
+from zoo.hub.pretrained import load_trained
+from zoo.models.generative.autoencoder import AutoencoderModule
+from zoo.models.generative.gan import GANModule
+from zoo.models.rl.dqn import DQN
+from zoo.models.sequence.decoding import TranslationModule
 
 __all__ = [
     "DEFAULT_JUDGE",

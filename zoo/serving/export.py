@@ -52,13 +52,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from zoo.hub.pretrained import _write_atomic
-from zoo.models.generative.autoencoder import AutoencoderModule
 from zoo.core.base import ClassifierModule
-from zoo.models.sequence.decoding import TranslationModule
-from zoo.models.rl.dqn import DQN
+from zoo.hub.pretrained import _write_atomic, clean_hparams
+from zoo.models.generative.autoencoder import AutoencoderModule
 from zoo.models.generative.gan import GANModule
-from zoo.hub.pretrained import clean_hparams
+from zoo.models.rl.dqn import DQN
+from zoo.models.sequence.decoding import TranslationModule
 from zoo.version import __version__
 
 __all__ = ["ServedModel", "export_onnx", "export_program", "read_export_metadata"]

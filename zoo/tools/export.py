@@ -35,11 +35,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from zoo.hub.checkpoint import load_checkpoint
-from zoo.evaluation.shipped_metrics import DEFAULT_JUDGE, GAN_SAMPLES, evaluate, is_better, reference_output, summarize_reference
-from zoo.models.generative.gan import GANModule
-from zoo.hub.pretrained import pretrained_entry, read_manifest, save_pretrained, sha256_file, weights_dir
+
 from zoo.core.registry import get_model_class, list_models
+from zoo.evaluation.shipped_metrics import DEFAULT_JUDGE, GAN_SAMPLES, evaluate, is_better, reference_output, summarize_reference
+from zoo.hub.checkpoint import load_checkpoint
+from zoo.hub.pretrained import pretrained_entry, read_manifest, save_pretrained, sha256_file, weights_dir
+from zoo.models.generative.gan import GANModule
 
 __all__ = ["ExportRefused", "MAX_TOTAL_BYTES", "MAX_WEIGHTS_BYTES", "detect_hardware", "export_checkpoint", "main"]
 

@@ -14,9 +14,9 @@ import math
 import sys
 from collections.abc import Sequence
 
+from zoo.hub.pretrained import PretrainedWeightsUnavailable, load_trained
 from zoo.models.generative.gan import GANModule
 from zoo.serving.generate import generate
-from zoo.hub.pretrained import PretrainedWeightsUnavailable, load_trained
 
 __all__ = ["main"]
 

@@ -13,9 +13,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from zoo.hub.pretrained import PretrainedWeightsUnavailable, load_trained
 from zoo.models.sequence.decoding import TranslationModule
 from zoo.serving.translate import translate
-from zoo.hub.pretrained import PretrainedWeightsUnavailable, load_trained
 
 __all__ = ["main"]
 

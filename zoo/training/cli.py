@@ -40,9 +40,9 @@ import zoo.models  # noqa: F401  (makes every model selectable by class name)
 from datamodules.base import DataNotFoundError, ZooDataModule
 from zoo.core.base import IncompatibleDataError, ZooModule
 from zoo.hub.finetune import apply_pretrained
-from zoo.training.epoch_progress_bar import EpochLineProgressBar
 from zoo.training.atomic_checkpoint_io import AtomicCheckpointIO
 from zoo.training.cli_errors import ConfigError, ZooArgumentParser, check_linked_arguments, constructor_error
+from zoo.training.epoch_progress_bar import EpochLineProgressBar
 from zoo.training.nonfinite_guard import NonFiniteLossError, NonFiniteLossGuard
 from zoo.training.resume import LastCheckpoint, RNGStateCallback, find_last_checkpoint
 

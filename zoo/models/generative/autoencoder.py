@@ -19,8 +19,8 @@ from torchmetrics import MeanSquaredError, MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio
 
 from zoo.core.base import SupervisedModule
-from zoo.models.generative.base import GenerativeModule, figure_to_image, save_or_log_image
 from zoo.core.registry import register_model
+from zoo.models.generative.base import GenerativeModule, figure_to_image, save_or_log_image
 from zoo.models.generative.bodies import conv_decoder, conv_encoder, mlp_decoder, mlp_encoder
 from zoo.viz.figures import should_draw
 

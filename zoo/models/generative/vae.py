@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from zoo.core.registry import register_model
 from zoo.models.generative.autoencoder import AutoencoderModule, latent_scatter
 from zoo.models.generative.base import figure_to_image, save_or_log_image
-from zoo.core.registry import register_model
 from zoo.models.generative.bodies import conv_decoder, conv_encoder, mlp_decoder, mlp_encoder
 from zoo.viz.figures import should_draw
 

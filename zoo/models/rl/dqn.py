@@ -29,14 +29,13 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from zoo.core.base import ZooModule
-from zoo.models.rl.envs import make_env
 from zoo.core.layers import make_activation
 from zoo.core.registry import register_model
+from zoo.models.rl.envs import make_env
 from zoo.models.rl.replay import ReplayBuffer
-from zoo.viz.progress import progress_bar
-from zoo.viz.progress import loop_progress
 from zoo.viz.figures import figure_to_image, save_or_log_image, should_draw
 from zoo.viz.plots import return_curve_figure
+from zoo.viz.progress import loop_progress, progress_bar
 
 __all__ = ["DQN", "QNetwork"]
 

@@ -26,8 +26,7 @@ from torch import Tensor, nn
 from zoo.core.base import ZooModule
 from zoo.core.image import ImageClassifier
 from zoo.core.preprocessing import ImageInputModule
-from zoo.core.registry import get_builder, register_model
-from zoo.core.registry import get_model_class, list_models
+from zoo.core.registry import get_builder, get_model_class, list_models, register_model
 from zoo.models.selfsupervised.probes import extract_features, knn_accuracy, linear_probe_accuracy
 
 __all__ = ["ProjectionHead", "SimCLR", "augment_views", "nt_xent_loss"]

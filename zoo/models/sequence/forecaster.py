@@ -7,10 +7,9 @@ from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 
 from zoo.core.base import RegressorModule
-from zoo.core.registry import register_model
 from zoo.core.layers import make_rnn
-from zoo.viz.figures import should_draw
-from zoo.viz.figures import figure_to_image, save_or_log_image
+from zoo.core.registry import register_model
+from zoo.viz.figures import figure_to_image, save_or_log_image, should_draw
 from zoo.viz.plots import forecast_figure
 
 __all__ = ["LSTMForecaster"]

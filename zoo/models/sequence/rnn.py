@@ -13,8 +13,8 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from zoo.core.base import ClassifierModule
-from zoo.core.preprocessing import ImageInputModule
 from zoo.core.layers import check_token_ids, make_rnn
+from zoo.core.preprocessing import ImageInputModule
 from zoo.core.registry import register_model
 from zoo.core.tokenizer import PAD_ID
 

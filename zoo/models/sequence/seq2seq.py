@@ -8,9 +8,9 @@ import random
 import torch
 from torch import Tensor, nn
 
-from zoo.models.sequence.decoding import TranslationModule
 from zoo.core.registry import register_model
 from zoo.core.tokenizer import PAD_ID
+from zoo.models.sequence.decoding import TranslationModule
 
 __all__ = ["Seq2Seq"]
 

@@ -15,10 +15,10 @@ import torch
 from torch import Tensor, nn
 
 from zoo.core.base import ClassifierModule
-from zoo.models.sequence.decoding import TranslationModule
-from zoo.core.registry import register_model
 from zoo.core.layers import check_token_ids
+from zoo.core.registry import register_model
 from zoo.core.tokenizer import PAD_ID
+from zoo.models.sequence.decoding import TranslationModule
 
 __all__ = ["PositionalEncoding", "Transformer", "TransformerClassifier"]
 

@@ -7,8 +7,8 @@ import math
 from torch import Tensor, nn
 
 from zoo.core.base import ClassifierModule
-from zoo.core.preprocessing import ImageInputModule
 from zoo.core.layers import make_activation
+from zoo.core.preprocessing import ImageInputModule
 from zoo.core.registry import register_model
 
 __all__ = ["MLP"]
