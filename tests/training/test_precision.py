@@ -98,7 +98,7 @@ def test_bf16_mixed_training_step(recipe, in_tmp_cwd):
     cli = main([
         "fit", "--config", str(REPO / "configs" / recipe), "--trainer.fast_dev_run=true",
         "--trainer.precision", "bf16-mixed", "--test_after_fit", "false", "--trainer.logger", "false",
-        "--trainer.callbacks+=test_precision.AutocastProbe",
+        "--trainer.callbacks+=tests.training.test_precision.AutocastProbe",
     ])  # fmt: skip
     trainer, model = cli.trainer, cli.model
     assert trainer.state.finished and trainer.precision == "bf16-mixed"
