@@ -29,9 +29,7 @@ class GenerativeModule(ImageInputModule, ZooModule):
     Args:
         in_channels: image channels.
         image_size: side of the square images.
-        mean: per-channel mean of the normalization of the images the model reads (None: none).
-        std: per-channel standard deviation of that normalization.
-        class_names: one name per class, in label order, or None.
+        **kwargs: ``ImageInputModule``'s ``mean``, ``std``, ``class_names``, then ``ZooModule``'s arguments.
     """
 
     def __init__(self, *, in_channels: int = 1, image_size: int = 28, **kwargs) -> None:

@@ -44,14 +44,9 @@ class GANModule(GenerativeModule):
         d_steps: discriminator steps per generator step.
         beta1: Adam's first-moment decay (0.5, as in DCGAN, steadies the adversarial game).
         num_sample_images: images in the sample grid logged each epoch, from a fixed noise buffer.
-        in_channels: image channels.
-        image_size: side of the square images.
-        mean: per-channel mean of the normalization of the images the model reads (None: none).
-        std: per-channel standard deviation of that normalization.
-        class_names: one name per class, in label order, or None.
-        optimizer: "adam" (both networks; "sgd" and "adamw" are accepted too).
-        lr: learning rate of both networks.
-        scheduler: only "none".
+        **kwargs: ``GenerativeModule``'s ``in_channels``, ``image_size`` and normalization, then ``ZooModule``'s
+            ``optimizer`` and ``lr``, for both networks ("adam" with ``beta1``; "sgd" and "adamw" are accepted
+            too); ``scheduler`` must stay "none".
     """
 
     # No loss tells a better generator: the CLI keeps the latest checkpoint (GANQualityMetrics logs val/fid).
@@ -244,21 +239,8 @@ class GAN(GANModule):
         generator_sizes: hidden widths of the generator (LeakyReLU 0.2; tanh output).
         discriminator_sizes: hidden widths of the discriminator (LeakyReLU 0.2, dropout).
         dropout: discriminator dropout.
-        latent_dim: size of the noise vector z.
-        conditional: condition both networks on the class label (cGAN).
-        num_classes: number of classes (conditional only).
-        embedding_dim: size of the label embedding concatenated to the inputs (conditional only).
-        d_steps: discriminator steps per generator step.
-        beta1: Adam's first-moment decay.
-        num_sample_images: images in the sample grid logged each epoch, from a fixed noise buffer.
-        in_channels: image channels.
-        image_size: side of the square images.
-        mean: per-channel mean of the normalization of the images the model reads (None: none).
-        std: per-channel standard deviation of that normalization.
-        class_names: one name per class, in label order, or None.
-        optimizer: "adam", "adamw" or "sgd", for both networks.
-        lr: learning rate of both networks.
-        scheduler: only "none".
+        **kwargs: ``GANModule``'s arguments (``latent_dim``, ``conditional``, ``num_classes``, ``embedding_dim``,
+            ``d_steps``, ``beta1``, ``num_sample_images``) and its bases', documented there.
     """
 
     def __init__(
@@ -331,21 +313,8 @@ class DCGAN(GANModule):
 
     Args:
         feature_maps: channels of the generator's last hidden layer and of the discriminator's first (doubled in the next).
-        latent_dim: size of the noise vector z.
-        conditional: condition both networks on the class label.
-        num_classes: number of classes (conditional only).
-        embedding_dim: size of the label embedding (conditional only).
-        d_steps: discriminator steps per generator step.
-        beta1: Adam's first-moment decay.
-        num_sample_images: images in the sample grid logged each epoch, from a fixed noise buffer.
-        in_channels: image channels.
-        image_size: side of the square images.
-        mean: per-channel mean of the normalization of the images the model reads (None: none).
-        std: per-channel standard deviation of that normalization.
-        class_names: one name per class, in label order, or None.
-        optimizer: "adam", "adamw" or "sgd", for both networks.
-        lr: learning rate of both networks.
-        scheduler: only "none".
+        **kwargs: ``GANModule``'s arguments (``latent_dim``, ``conditional``, ``num_classes``, ``embedding_dim``,
+            ``d_steps``, ``beta1``, ``num_sample_images``) and its bases', documented there.
     """
 
     def __init__(self, *, feature_maps: int = 64, **kwargs) -> None:

@@ -22,8 +22,9 @@ class LinearRegression(RegressorModule):
         out_features: number of targets.
         optimizer: "sgd" (default here, as in the notes), "adam" or "adamw".
         lr: learning rate.
-        weight_decay: L2 penalty on the weights (not the bias).
         momentum: SGD momentum (0 is plain gradient descent).
+        **kwargs: ``RegressorModule``'s arguments; ``weight_decay`` is the L2 penalty on the weights, not the bias
+            (ridge regression).
     """
 
     def __init__(

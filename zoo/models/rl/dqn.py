@@ -116,7 +116,7 @@ class DQN(ZooModule):
             475 is CartPole-v1's threshold, meant over 100 episodes.
         seed: seed of the training environment's resets (``seed + i`` for the i-th episode; under DDP,
             ``seed + 1_000_000 * rank + i`` on each rank).
-        scheduler: only "none": the agent steps its optimizer itself.
+        **kwargs: ``ZooModule``'s optimizer arguments; ``scheduler`` must stay "none": the agent steps its optimizer itself.
     """
 
     monitor = "val/return"

@@ -55,12 +55,8 @@ class Seq2Seq(TranslationModule):
         teacher_forcing: probability of feeding the true previous token during training.
         teacher_forcing_schedule: "constant", or "linear" decay to ``teacher_forcing_min`` by the last epoch.
         teacher_forcing_min: final teacher-forcing probability of the linear schedule.
-        src_vocab_size: source vocabulary size (linked from the datamodule).
-        tgt_vocab_size: target vocabulary size (linked from the datamodule).
-        src_tokenizer: source vocabulary as primitives, so a checkpoint translates raw text.
-        tgt_tokenizer: target vocabulary as primitives.
-        max_decode_len: most target tokens generated per sentence.
-        beam_size: beams at test and predict time (1: greedy).
+        **kwargs: ``TranslationModule``'s arguments (vocabularies, tokenizers, ``max_decode_len``, ``beam_size``)
+            and ``ZooModule``'s, documented there.
     """
 
     training_state = ("teacher_forcing_ratio",)  # a schedule's position: pretrained= restarts it

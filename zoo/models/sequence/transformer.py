@@ -59,15 +59,10 @@ class Transformer(TranslationModule):
         norm_first: pre-norm blocks (LayerNorm before each sub-layer), steadier for small, quick runs;
             False gives the paper's post-norm blocks (LayerNorm after each residual sum).
         warmup_steps: linear warm-up steps of the Noam schedule, then 1/sqrt(step) decay; 0 keeps ``scheduler``.
-        src_vocab_size: source vocabulary size (linked from the datamodule).
-        tgt_vocab_size: target vocabulary size (linked from the datamodule).
-        src_tokenizer: source vocabulary as primitives, so a checkpoint translates raw text.
-        tgt_tokenizer: target vocabulary as primitives.
-        max_decode_len: most target tokens generated per sentence.
-        beam_size: beams at test and predict time (1: greedy).
         label_smoothing: cross-entropy label smoothing (0.1 in the paper).
-        lr: peak learning rate (reached after ``warmup_steps``).
-        scheduler: "none", "cosine", "onecycle" or "plateau", used when ``warmup_steps`` is 0.
+        **kwargs: ``TranslationModule``'s arguments (vocabularies, tokenizers, ``max_decode_len``, ``beam_size``),
+            then ``ZooModule``'s: ``lr`` is the peak learning rate (reached after ``warmup_steps``), and
+            ``scheduler`` applies when ``warmup_steps`` is 0.
     """
 
     def __init__(

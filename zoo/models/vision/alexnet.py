@@ -20,10 +20,8 @@ class AlexNet(ImageClassifier):
 
     Args:
         classifier_width: width of the two hidden fully connected layers (4096 in the paper).
-        in_channels: image channels, 1 (grey) or 3 (colour).
-        image_size: side of the square input (224; at least 63 for the three max-pools).
-        dropout: dropout before the two hidden fully connected layers (0.5 in the paper).
-        freeze_backbone: train only the head.
+        **kwargs: ``ImageClassifier``'s arguments: ``image_size`` 224 (at least 63, for the three max-pools),
+            ``dropout`` before the two hidden fully connected layers (0.5 in the paper), ...
     """
 
     stem_conv = "features.0"
@@ -72,10 +70,8 @@ class AlexNetSmall(ImageClassifier):
     Args:
         channels: output channels of the five convolutions.
         hidden_size: width of the two hidden fully connected layers.
-        in_channels: image channels, 1 (grey) or 3 (colour).
-        image_size: side of the square input, 28 or 32 (any size from 8 px works).
-        dropout: dropout before the two hidden fully connected layers.
-        freeze_backbone: train only the head.
+        **kwargs: ``ImageClassifier``'s arguments: ``image_size`` 28 or 32 (any size from 8 px works),
+            ``dropout`` before the two hidden fully connected layers, ...
     """
 
     stem_conv = "features.0"

@@ -80,10 +80,8 @@ class DenseNet(ImageClassifier):
         bn_size: the bottleneck's width as a multiple of growth_rate (4 in the paper).
         compression: fraction of channels a transition keeps (0.5 in DenseNet-BC).
         drop_rate: dropout after each dense layer's 3x3 convolution.
-        in_channels: image channels, 1 (grey) or 3 (colour).
-        image_size: side of the square input.
-        dropout: dropout before the linear head.
-        freeze_backbone: train only the head.
+        **kwargs: ``ImageClassifier``'s ``in_channels``, ``image_size``, ``dropout`` (before the linear head),
+            ``freeze_backbone``, normalization, then ``ClassifierModule``'s and ``ZooModule``'s arguments.
     """
 
     stem_conv = "features.conv0"

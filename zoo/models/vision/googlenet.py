@@ -79,10 +79,8 @@ class GoogLeNet(ImageClassifier):
         width: multiplier of every convolution's channels (1.0: the paper's widths; each rounded, at least 1).
         transform_input: the input is ImageNet-normalized and is turned into the (x - 0.5) / 0.5 scale the
             weights ported from the paper's model read, per channel, as torchvision's pretrained googlenet does.
-        in_channels: image channels, 1 (grey) or 3 (colour).
-        image_size: side of the square input.
-        dropout: dropout before the linear head (0.2 in torchvision's ImageNet model).
-        freeze_backbone: train only the head.
+        **kwargs: ``ImageClassifier``'s arguments: ``dropout`` before the linear head (0.2 in torchvision's
+            ImageNet model), ``in_channels``, ``image_size``, ``freeze_backbone``, ...
     """
 
     stem_conv = "conv1.conv"

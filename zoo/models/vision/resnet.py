@@ -85,10 +85,8 @@ class ResNet(ImageClassifier):
         widths: channels of each stage's blocks (before the bottleneck's expansion), one per stage.
         stem: "imagenet" (7x7/2 conv + max-pool) or "cifar" (3x3 conv).
         zero_init_residual: start each block's last batch-norm scale at 0, so blocks start as identities.
-        in_channels: image channels, 1 (grey) or 3 (colour).
-        image_size: side of the square input.
-        dropout: dropout before the linear head.
-        freeze_backbone: train only the head.
+        **kwargs: ``ImageClassifier``'s ``in_channels``, ``image_size``, ``dropout`` (before the linear head),
+            ``freeze_backbone``, normalization, then ``ClassifierModule``'s and ``ZooModule``'s arguments.
     """
 
     stem_conv = "conv1"

@@ -52,10 +52,8 @@ class ResNet9(ImageClassifier):
             multiply-adds; the 28 px recipes' choice). The input side must be at least 16 px with it, 8 without.
         logit_scale: the head's logits are multiplied by this (Page: 0.125, which keeps the early softmax soft
             under the large learning rates these recipes use).
-        in_channels: image channels.
-        image_size: side of the square input.
-        dropout: dropout before the linear head.
-        freeze_backbone: train only the head.
+        **kwargs: ``ImageClassifier``'s ``in_channels``, ``image_size``, ``dropout`` (before the linear head),
+            ``freeze_backbone``, normalization, then ``ClassifierModule``'s and ``ZooModule``'s arguments.
     """
 
     stem_conv = "prep.0"

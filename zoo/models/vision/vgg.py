@@ -36,10 +36,8 @@ class VGG(ImageClassifier):
         width: channels of the first stage; the stages have width x (1, 2, 4, 8, 8) (64 in the paper).
         pool_size: side of the pooled feature map the classifier reads (7 for ImageNet, 1 for small images).
         classifier_width: width of the two hidden fully connected layers (4096 in the paper).
-        in_channels: image channels, 1 (grey) or 3 (colour).
-        image_size: side of the square input.
-        dropout: dropout before the two hidden fully connected layers (0.5 in the paper).
-        freeze_backbone: train only the head.
+        **kwargs: ``ImageClassifier``'s ``in_channels``, ``image_size``, ``dropout`` (before the linear head),
+            ``freeze_backbone``, normalization, then ``ClassifierModule``'s and ``ZooModule``'s arguments.
     """
 
     stem_conv = "features.0"

@@ -71,10 +71,8 @@ class VisionTransformer(ImageClassifier):
         depth: number of encoder blocks.
         heads: attention heads per block; must divide ``dim``.
         mlp_ratio: hidden width of each block's MLP, as a multiple of ``dim``.
-        in_channels: image channels, 1 (grey) or 3 (colour).
-        image_size: side of the square input.
-        dropout: dropout in attention, the MLPs and after the embeddings.
-        freeze_backbone: train only the head.
+        **kwargs: ``ImageClassifier``'s ``in_channels``, ``image_size``, ``dropout`` (before the linear head),
+            ``freeze_backbone``, normalization, then ``ClassifierModule``'s and ``ZooModule``'s arguments.
     """
 
     stem_conv = "patch_embed.proj"

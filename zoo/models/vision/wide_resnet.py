@@ -47,10 +47,8 @@ class WideResNet(ImageClassifier):
         depth: d, the number of convolution layers plus the head: 6n + 4 (10, 16, 22, 28, 40, ...).
         widen_factor: k, the width multiplier of the three stages (1 is a pre-activation ResNet).
         block_dropout: dropout between the two convolutions of every block (the paper uses 0.3).
-        in_channels: image channels, 1 (grey) or 3 (colour).
-        image_size: side of the square input.
-        dropout: dropout before the linear head.
-        freeze_backbone: train only the head.
+        **kwargs: ``ImageClassifier``'s ``in_channels``, ``image_size``, ``dropout`` (before the linear head),
+            ``freeze_backbone``, normalization, then ``ClassifierModule``'s and ``ZooModule``'s arguments.
     """
 
     stem_conv = "conv1"
