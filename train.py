@@ -8,7 +8,7 @@
 This is Lightning's CLI (https://lightning.ai/docs/pytorch/stable/cli/lightning_cli.html); see zoo/cli.py.
 """
 
-from zoo.cli import main
+from zoo.training.cli import main
 
 if __name__ == "__main__":
     main()

@@ -20,6 +20,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.sampler import ResumableDataLoader, ResumableSampler
+from zoo.core.preprocessing import channel_stats
 
 __all__ = [
     "CorruptDataError",
@@ -347,6 +348,5 @@ class ImageDataModule(ZooDataModule):
         return x * std + mean
 
     def _channel_stats(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``mean`` and ``std`` as (1, C, 1, 1) tensors on ``x``'s device and dtype."""
-        to = {"device": x.device, "dtype": x.dtype}
-        return torch.tensor(self.mean, **to).view(1, -1, 1, 1), torch.tensor(self.std, **to).view(1, -1, 1, 1)
+        """``mean`` and ``std`` as (1, C, 1, 1) tensors on ``x``'s device and dtype (``zoo.core.preprocessing.channel_stats``)."""
+        return channel_stats(self.mean, self.std, x)

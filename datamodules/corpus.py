@@ -30,7 +30,7 @@ from torch import Tensor
 
 from datamodules.base import CorruptDataError, DataNotFoundError
 from datamodules.text import TextDataModule
-from zoo.tokenizer import Tokenizer
+from zoo.core.tokenizer import Tokenizer
 
 __all__ = ["FORTUNE_CATEGORIES", "TextCorpusDataModule", "read_csv_texts", "read_fortunes", "read_text_folder"]
 

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from datamodules import vision as _vision
 from datamodules.base import CorruptDataError, DataNotFoundError, ZooDataModule
-from zoo.tokenizer import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, Tokenizer
+from zoo.core.tokenizer import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, Tokenizer
 
 __all__ = ["BOS_ID", "EOS_ID", "IMDBDataModule", "PAD_ID", "SPECIAL_TOKENS", "UNK_ID", "TextDataModule", "Tokenizer"]
 

@@ -11,41 +11,56 @@ Every model is a ``lightning.LightningModule``: use it as a plain ``nn.Module`` 
 ``lightning.Trainer``; ``python train.py fit --config configs/<recipe>.yaml`` does the latter from the CLI.
 """
 
-from zoo.alexnet import AlexNet, AlexNetSmall
-from zoo import attacks
-from zoo.autoencoder import Autoencoder, ConvAutoencoder
-from zoo.base import ClassifierModule, RegressorModule, SupervisedModule, ZooModule
-from zoo.bert import BertClassifier, BertForMaskedLM
-from zoo.checkpoint import load_checkpoint
-from zoo.cnn import SimpleCNN
-from zoo.decoding import translate
-from zoo.densenet import DenseNet
-from zoo.deploy import export_onnx, export_program, read_export_metadata
-from zoo.dqn import DQN
-from zoo.envs import play
-from zoo.forecaster import LSTMForecaster
-from zoo.gan import DCGAN, GAN
-from zoo.generative import generate
-from zoo.googlenet import GoogLeNet
-from zoo.image import ImageClassifier, ImagePreprocessing
-from zoo.lenet import LeNet5
-from zoo.linear import LinearRegression
-from zoo.mlp import MLP
-from zoo.inference import predict
-from zoo.preprocessing import ImageInputMixin
-from zoo.imagenet import ImageNetWeights, get_weights
-from zoo.pretrained import PretrainedWeightsUnavailable, list_pretrained, load_pretrained
-from zoo.registry import create_model, get_model_class, list_models, register_model
-from zoo.resnet import ResNet
-from zoo.resnet9 import ResNet9
-from zoo.rnn import RecurrentClassifier
-from zoo.seq2seq import Seq2Seq
-from zoo.simclr import SimCLR
-from zoo.transformer import Transformer, TransformerClassifier
-from zoo.vae import VAE
-from zoo.vgg import VGG
-from zoo.vit import VisionTransformer
-from zoo.wide_resnet import WideResNet
+import importlib as _importlib
+
+from zoo._legacy_modules import LEGACY_MODULES as _LEGACY_MODULES
+from zoo._legacy_modules import install as _install_legacy_modules
+
+_install_legacy_modules()  # ``import zoo.resnet`` and the other paths of the flat layout: see zoo._legacy_modules
+
+from zoo.core.base import ClassifierModule, RegressorModule, SupervisedModule, ZooModule  # noqa: E402
+from zoo.core.image import ImageClassifier  # noqa: E402
+from zoo.core.preprocessing import ImageInputMixin, ImagePreprocessing  # noqa: E402
+from zoo.core.registry import get_model_class, list_models, register_model  # noqa: E402
+from zoo.models.generative import DCGAN, GAN, VAE, Autoencoder, ConvAutoencoder  # noqa: E402
+from zoo.models.regression import LinearRegression  # noqa: E402
+from zoo.models.rl import DQN  # noqa: E402
+from zoo.models.selfsupervised import SimCLR  # noqa: E402
+from zoo.models.sequence import (  # noqa: E402
+    BertClassifier,
+    BertForMaskedLM,
+    LSTMForecaster,
+    RecurrentClassifier,
+    Seq2Seq,
+    Transformer,
+    TransformerClassifier,
+)
+from zoo.models.vision import (  # noqa: E402
+    MLP,
+    VGG,
+    AlexNet,
+    AlexNetSmall,
+    DenseNet,
+    GoogLeNet,
+    LeNet5,
+    ResNet,
+    ResNet9,
+    SimpleCNN,
+    VisionTransformer,
+    WideResNet,
+)
+from zoo.hub import (  # noqa: E402
+    ImageNetWeights,
+    PretrainedWeightsUnavailable,
+    create_model,
+    get_weights,
+    list_pretrained,
+    load_checkpoint,
+    load_pretrained,
+)
+from zoo.evaluation import attacks  # noqa: E402
+from zoo.version import __version__  # noqa: E402
+from zoo.serving import export_onnx, export_program, generate, play, predict, read_export_metadata, translate  # noqa: E402
 
 __all__ = [
     "AlexNet",
@@ -101,4 +116,10 @@ __all__ = [
     "register_model",
     "translate",
 ]
-__version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``zoo.pretrained``, ``zoo.resnet``, ...: the modules of the flat layout, as attributes too (``zoo._legacy_modules``)."""
+    if f"zoo.{name}" in _LEGACY_MODULES:
+        return _importlib.import_module(f"zoo.{name}")
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+import zoo
+from datamodules import FashionMNISTDataModule
 from zoo.bench.profiling import maybe_profile
 from zoo.bench.report import Table, median, plural, ratio
 from zoo.bench.settings import BenchSettings
@@ -42,7 +44,6 @@ def torchvision_layout(files: dict[str, Path], root: Path) -> Path:
 
 
 def _zoo_batches(settings: BenchSettings) -> tuple[Callable[[], Iterable], object]:
-    from datamodules import FashionMNISTDataModule
 
     # val_fraction=0: all 60,000 training images, as many as torchvision's dataset holds.
     dm = FashionMNISTDataModule(data_dir=settings.data_dir, batch_size=settings.batch_size, val_fraction=0.0)
@@ -97,8 +98,6 @@ def _time_epochs(batches: Callable[[], Iterable], settings: BenchSettings, step:
 
 
 def _lenet_step(settings: BenchSettings) -> Callable:
-    import zoo
-
     torch.manual_seed(0)
     model = zoo.create_model("lenet5").to(settings.device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)

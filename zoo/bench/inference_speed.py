@@ -24,23 +24,20 @@ from pathlib import Path
 
 import torch
 
+import zoo
 from zoo.bench.profiling import maybe_profile
+from zoo.bench.reduced_builds import reduced_kwargs
 from zoo.bench.report import Table, median, plural, ratio
 from zoo.bench.settings import BenchSettings
-from zoo.reduced import reduced_kwargs
 
 __all__ = ["classifier_names", "run_inference"]
 
 def _build(name: str):
-    import zoo
-
     return zoo.create_model(name, **reduced_kwargs(name, imagenet_only=True))  # the rest at their own size
 
 
 def classifier_names() -> list[str]:
     """Every registered model that is a classifier (``zoo.ClassifierModule``)."""
-    import zoo
-
     return [n for n in zoo.list_models() if issubclass(zoo.get_model_class(n), zoo.ClassifierModule)]
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+import zoo
 from zoo.bench.report import Table, median, ratio
 from zoo.bench.settings import BenchSettings
 
@@ -51,8 +52,6 @@ class Optimisation:
 
 def _model(name: str, **kwargs) -> Callable[[], torch.nn.Module]:
     def build() -> torch.nn.Module:
-        import zoo
-
         return zoo.create_model(name, **{"in_channels": 1, "image_size": 28, **kwargs})
 
     return build

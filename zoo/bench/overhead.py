@@ -24,6 +24,7 @@ from lightning.pytorch.callbacks import Callback
 from zoo.bench.profiling import maybe_profile
 from zoo.bench.report import Table, median, plural, ratio
 from zoo.bench.settings import REPO, BenchSettings
+from zoo.training.cli import main
 
 __all__ = ["RECIPES", "EpochTimer", "hand_written_epochs", "run_overhead", "zoo_fit_epochs"]
 
@@ -55,7 +56,6 @@ class EpochTimer(Callback):
 def zoo_fit_epochs(recipe: str, settings: BenchSettings, workdir: Path, epochs: int | None = None):
     """Run ``train.py fit --config recipe`` in-process for ``epochs`` (default 1 + ``repeats``) epochs;
     returns (cli, epoch seconds)."""
-    from zoo.cli import main
 
     args = [
         "fit", "--config", str(REPO / recipe),

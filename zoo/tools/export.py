@@ -36,6 +36,12 @@ from typing import Any
 
 import torch
 
+from zoo.core.registry import get_model_class, list_models
+from zoo.evaluation.shipped_metrics import DEFAULT_JUDGE, GAN_SAMPLES, evaluate, is_better, reference_output, summarize_reference
+from zoo.hub.checkpoint import load_checkpoint
+from zoo.hub.pretrained import pretrained_entry, read_manifest, save_pretrained, sha256_file, weights_dir
+from zoo.models.generative.gan import GANModule
+
 __all__ = ["ExportRefused", "MAX_TOTAL_BYTES", "MAX_WEIGHTS_BYTES", "detect_hardware", "export_checkpoint", "main"]
 
 MAX_WEIGHTS_BYTES = 20_000_000  # per weights file (the issue's 20 MB)
@@ -198,11 +204,6 @@ def export_checkpoint(
     """
     import lightning
 
-    from zoo.checkpoint import load_checkpoint
-    from zoo.evaluation import DEFAULT_JUDGE, GAN_SAMPLES, evaluate, is_better, reference_output, summarize_reference
-    from zoo.gan import GANModule
-    from zoo.pretrained import pretrained_entry, read_manifest, save_pretrained, sha256_file, weights_dir
-    from zoo.registry import get_model_class, list_models
 
     out = Path(out) if out is not None else weights_dir()
     if not re.fullmatch(r"[a-z0-9_]+\.[a-z0-9_]+", name):

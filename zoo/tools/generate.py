@@ -14,9 +14,9 @@ import math
 import sys
 from collections.abc import Sequence
 
-from zoo.gan import GANModule
-from zoo.generative import generate
-from zoo.pretrained import PretrainedWeightsUnavailable, load_trained
+from zoo.hub.pretrained import PretrainedWeightsUnavailable, load_trained
+from zoo.models.generative.gan import GANModule
+from zoo.serving.generate import generate
 
 __all__ = ["main"]
 

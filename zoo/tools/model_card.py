@@ -113,8 +113,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--root", default=str(ROOT), help="the repository holding README.md, docs/ and configs/ (default: this one)")
     parser.add_argument("--manifest", help="the manifest (default: the weights directory's manifest.json)")
     args = parser.parse_args(argv)
-    from zoo.pretrained import read_manifest
-    from zoo.tools.docs_tables import update
 
     stale = update(Path(args.root), read_manifest(args.manifest), check=args.check)
     for path in stale:

@@ -25,10 +25,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from zoo.base import ClassifierModule
-from zoo.inference import UnreadableImageError, find_images, load_image, predict
-from zoo.pretrained import PretrainedWeightsUnavailable, _write_atomic, load_trained
-from zoo.registry import create_model
+from zoo.core.base import ClassifierModule
+from zoo.hub.create import create_model
+from zoo.hub.pretrained import PretrainedWeightsUnavailable, _write_atomic, load_trained
+from zoo.serving.predict import UnreadableImageError, find_images, load_image, predict
 
 __all__ = ["CSV_COLUMNS", "format_csv", "format_table", "load_model", "main", "predict_files"]
 

@@ -13,8 +13,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from zoo.decoding import TranslationModule, translate
-from zoo.pretrained import PretrainedWeightsUnavailable, load_trained
+from zoo.hub.pretrained import PretrainedWeightsUnavailable, load_trained
+from zoo.models.sequence.decoding import TranslationModule
+from zoo.serving.translate import translate
 
 __all__ = ["main"]
 

@@ -1,0 +1,27 @@
+"""Every way a model gets its weights: ``create_model``, ``load_checkpoint``, ``load_pretrained``.
+
+``create``      ``create_model(name, pretrained=, weights=, **overrides)``: the registry's builders, weights applied
+``checkpoint``  ``load_checkpoint(path)``: a training checkpoint, weights only
+``pretrained``  ``load_pretrained`` / ``list_pretrained``: the shipped safetensors entries; ``load_trained``, the one
+                resolver of "entry name or path"
+``finetune``    ``apply_pretrained(model, source)``: a built model takes a source's weights (``pretrained=``)
+``imagenet``    torchvision's ImageNet weights (``create_model("resnet18", weights="DEFAULT")``)
+"""
+
+from zoo.hub.checkpoint import load_checkpoint
+from zoo.hub.create import create_model
+from zoo.hub.finetune import apply_pretrained
+from zoo.hub.imagenet import ImageNetWeights, get_weights
+from zoo.hub.pretrained import PretrainedWeightsUnavailable, list_pretrained, load_pretrained, load_trained
+
+__all__ = [
+    "ImageNetWeights",
+    "PretrainedWeightsUnavailable",
+    "apply_pretrained",
+    "create_model",
+    "get_weights",
+    "list_pretrained",
+    "load_checkpoint",
+    "load_pretrained",
+    "load_trained",
+]

@@ -1,0 +1,5 @@
+"""Regression: linear regression."""
+
+from zoo.models.regression.linear import LinearRegression
+
+__all__ = ["LinearRegression"]
