@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import zoo
-from zoo.checkpoint import load_checkpoint
-from zoo.pretrained import load_pretrained, save_pretrained
+from zoo.hub.checkpoint import load_checkpoint
+from zoo.hub.pretrained import load_pretrained, save_pretrained
 
 REPO = Path(__file__).resolve().parents[2]
 MARKER_MODULE = "zoo_hostile_marker"
@@ -68,7 +68,7 @@ def _env_with_marker(marker: Path) -> dict[str, str]:
 # Checkpoints to plant strings in: one model of each kind of text hyperparameter
 # --------------------------------------------------------------------------------------------------
 def _tokenizer() -> dict[str, Any]:
-    from zoo.tokenizer import Tokenizer
+    from zoo.core.tokenizer import Tokenizer
 
     return Tokenizer.build(["a hostile file names code", "a model never imports it"], min_freq=1, reserved=["<mask>"]).to_config()
 
@@ -222,7 +222,7 @@ def test_a_dqn_checkpoint_whose_env_id_names_a_module_is_refused_naming_file_and
 
 
 def test_an_unregistered_env_id_is_refused_and_a_registered_one_plays(marker, models):
-    from zoo.envs import check_env_id
+    from zoo.models.rl.envs import check_env_id
 
     with pytest.raises(ValueError, match="not a registered gymnasium environment"):
         check_env_id("NoSuchEnvironment-v0")
@@ -258,7 +258,7 @@ def test_train_py_refuses_a_checkpoint_naming_a_foreign_class(marker, models, tm
 @given(key=st.sampled_from(["_class_path", "_instantiator", "class_names", "optimizer", "pretrained", "activation"]),
        value=st.sampled_from([*HOSTILE, HOSTILE_DICT]))  # fmt: skip
 def test_cli_ckpt_path_never_imports_what_a_checkpoint_names(marker, models, tmp_path, key, value):
-    from zoo.cli import main
+    from zoo.training.cli import main
 
     path = _lenet_digits_checkpoint(tmp_path, models, **{key: value})
     args = ["test", "--config", str(REPO / "configs" / "lenet5_digits.yaml"), "--ckpt_path", str(path),
@@ -272,8 +272,8 @@ def test_cli_ckpt_path_never_imports_what_a_checkpoint_names(marker, models, tmp
 
 @pytest.mark.parametrize("key", ["_class_path", "_instantiator", "class_names"])
 def test_checkpoint_hparams_refuses_with_the_file_and_the_value(models, tmp_path, key):
-    from zoo.cli import checkpoint_hparams
-    from zoo.cli_errors import ConfigError
+    from zoo.training.cli import checkpoint_hparams
+    from zoo.training.cli_errors import ConfigError
 
     value = {"_class_path": f"{MARKER_MODULE}.LeNet5", "_instantiator": f"{MARKER_MODULE}.make", "class_names": HOSTILE_DICT}[key]
     path = _lenet_digits_checkpoint(tmp_path, models, **{key: value})
@@ -285,7 +285,7 @@ def test_checkpoint_hparams_refuses_with_the_file_and_the_value(models, tmp_path
 
 
 def test_a_parse_error_quoting_a_class_path_imports_nothing(marker):
-    from zoo.cli_errors import explain
+    from zoo.training.cli_errors import explain
 
     message = f'Parser key "model":\n  Does not validate against any of the Union subtypes\n  Given value: {MARKER_MODULE}.LeNet5'
     assert f"unknown model '{MARKER_MODULE}.LeNet5'" in explain(message)

@@ -9,8 +9,8 @@
   name is looked up only among the zoo's own model classes; no module named by a string inside the file
   is ever imported, and an unknown name is a ``ValueError`` listing the known classes.
 * No other value read from the file names code either: an environment id is accepted only when gymnasium
-  has it registered already (``zoo.envs.check_env_id``), and ``train.py --ckpt_path`` checks the recorded
-  class before Lightning's CLI reads it (``zoo.cli``). A refused value is a ``ValueError`` naming the file.
+  has it registered already (``zoo.models.rl.envs.check_env_id``), and ``train.py --ckpt_path`` checks the recorded
+  class before Lightning's CLI reads it (``zoo.training.cli.checkpoint_hparams``). A refused value is a ``ValueError`` naming the file.
 * The model is rebuilt from the checkpoint's hyperparameters (with ``pretrained=None``: a fine-tuned
   model's start is not read again, and need not exist any more), its weights are loaded strictly, and
   it is returned in eval mode.
@@ -79,7 +79,7 @@ def resolve_model_class(name: str | type) -> type[ZooModule]:
 
 def build_from_file(cls: type[ZooModule], kwargs: dict[str, Any], source: str | os.PathLike) -> ZooModule:
     """``cls(**kwargs)`` with arguments read from the file ``source``; a refused argument (say, an environment id
-    that would import a module, see ``zoo.envs.check_env_id``) is a ``ValueError`` naming the file and the value."""
+    that would import a module, see ``zoo.models.rl.envs.check_env_id``) is a ``ValueError`` naming the file and the value."""
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as e:

@@ -7,7 +7,7 @@ markers is touched.
 - README.md and docs/index.md, ``models``: every ``zoo.list_models()`` name with its public class ``zoo.<Class>`` and its
   family, linking to the family's page;
 - docs/guides/training.md, ``recipes``: every ``configs/*.yaml`` with the model and the data it names;
-- docs/guides/pretrained.md, ``model-card``: the table of shipped weights (``zoo.tools.model_card.render``);
+- docs/guides/pretrained.md, ``model-card``: the table of shipped weights (``render``);
 - docs/model-cards.md, ``model-cards``: one card per entry of ``checkpoints/manifest.json``.
 """
 
@@ -20,18 +20,109 @@ from typing import Any
 
 import yaml
 
+import zoo
+
 __all__ = [
+    "END",
     "FAMILIES",
+    "START",
     "TARGETS",
     "Target",
     "family_of",
+    "format_metric",
     "marker",
+    "render",
     "render_model_cards",
     "render_model_table",
     "render_recipes",
     "replace_block",
+    "replace_card_block",
     "update",
 ]
+
+START = "<!-- model-card:start -->"
+END = "<!-- model-card:end -->"
+
+_PERCENT = ("acc", "exact_match", "class_acc")
+_HEADER = "| name | architecture | dataset | metric | params | size | hardware | reproduce |\n|---|---|---|---|---|---|---|---|"
+
+
+def _value(name: str, value: float) -> str:
+    """A metric value as a reader expects it: accuracies in percent, PSNR in dB, the rest with 4 significant digits."""
+    short = name.rsplit("/", 1)[-1]
+    if short in _PERCENT:
+        return f"{100 * value:.2f}%"
+    if short == "psnr":
+        return f"{value:.2f} dB"
+    if short == "return":
+        return f"{value:.1f}"
+    return f"{value:.4g}"
+
+
+def format_metric(entry: dict[str, Any]) -> str:
+    """``test/acc 93.12%``, plus the last-value baseline of a forecaster, the judge of a GAN, and the target
+    when it was not reached."""
+    m = entry["metric"]
+    text = f"{m['name']} {_value(m['name'], m['value'])}"
+    if "baseline" in m:
+        text += f" (last-value forecast: {_value(m['name'], m['baseline']['value'])})"
+    if "judge" in m:
+        text += f", judged by `{m['judge']['name']}`"
+    target = entry.get("target")
+    if target and not target.get("reached"):
+        reference = f"; {target['reference']}" if target.get("reference") else ""
+        text += f"; target {_value(m['name'], target['value'])} not reached{reference}"
+    return text
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "wall time not recorded"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{max(1, minutes)} min"
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render(manifest: dict[str, Any]) -> str:
+    """The Markdown table of ``manifest``'s entries (sorted by name), or a line saying none ship yet."""
+    entries = sorted(manifest.get("weights", []), key=lambda e: e["name"])
+    if not entries:
+        return "No weights ship yet: `checkpoints/manifest.json` lists none."
+    rows = [_HEADER]
+    for e in entries:
+        r = e["reproduce"]
+        chosen = r.get("checkpoint_epoch", r["epochs"])
+        at = f", checkpoint of epoch {chosen}" if chosen != r["epochs"] else ""
+        reproduce = f"`{r['command']}` ({r['epochs']} epochs{at}, {_duration(r.get('wall_time_s'))})"
+        cells = [
+            f"`{e['name']}`",
+            f"`{e['arch']}` (`zoo.{e['zoo_class']}`)",
+            f"{e['dataset']['name']}; {e['dataset']['license']}",
+            format_metric(e),
+            f"{e['params']:,}",
+            _size(e["size_bytes"]),
+            r["hardware"],
+            reproduce,
+        ]
+        rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(rows)
+
+
+def replace_card_block(readme: str, block: str) -> str:
+    """``readme`` with the text between the shipped-weights table's markers (``START``, ``END``) replaced by ``block``."""
+    if readme.count(START) != 1 or readme.count(END) != 1 or readme.index(START) > readme.index(END):
+        raise ValueError(f"the page needs exactly one {START} ... {END} block")
+    head, rest = readme.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{block}\n{END}{tail}"
+
 
 
 # Family page (relative to docs/) and title, and the public classes zoo.<Class> that belong to it. A model
@@ -78,14 +169,8 @@ def family_of(cls: type) -> str:
     raise ValueError(f"zoo.{cls.__name__} belongs to no family: add it to FAMILIES in {__name__}")
 
 
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
 def render_model_table(link_prefix: str) -> str:
     """The README's table: every registered name, its class ``zoo.<Class>`` and its family page."""
-    import zoo
-
     rows = ["| registry name | class | family |", "|---|---|---|"]
     for name in zoo.list_models():
         cls = zoo.get_model_class(name)
@@ -115,8 +200,6 @@ def render_recipes(configs: Path) -> str:
 
 
 def _family_link(class_name: str) -> str:
-    import zoo
-
     cls = getattr(zoo, class_name, None)
     if not isinstance(cls, type):
         return ""
@@ -126,7 +209,6 @@ def _family_link(class_name: str) -> str:
 
 def render_model_cards(manifest: dict[str, Any]) -> str:
     """One card (a heading and a table of facts) per shipped entry, sorted by name."""
-    from zoo.tools.model_card import _duration, _size, _value, format_metric
 
     entries = sorted(manifest.get("weights", []), key=lambda e: e["name"])
     if not entries:
@@ -176,7 +258,6 @@ class Target:
 
 
 def _shipped_table(root: Path, manifest: dict[str, Any]) -> str:
-    from zoo.tools.model_card import render
 
     return render(manifest)
 

@@ -18,93 +18,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+
+from zoo.hub.pretrained import read_manifest
+from zoo.tools.docs_tables import END, START, format_metric, render, update
+from zoo.tools.docs_tables import replace_card_block as replace_block
 
 __all__ = ["END", "START", "format_metric", "main", "render", "replace_block"]
 
-START = "<!-- model-card:start -->"
-END = "<!-- model-card:end -->"
 ROOT = Path(__file__).resolve().parents[2]
-
-_PERCENT = ("acc", "exact_match", "class_acc")
-_HEADER = "| name | architecture | dataset | metric | params | size | hardware | reproduce |\n|---|---|---|---|---|---|---|---|"
-
-
-def _value(name: str, value: float) -> str:
-    """A metric value as a reader expects it: accuracies in percent, PSNR in dB, the rest with 4 significant digits."""
-    short = name.rsplit("/", 1)[-1]
-    if short in _PERCENT:
-        return f"{100 * value:.2f}%"
-    if short == "psnr":
-        return f"{value:.2f} dB"
-    if short == "return":
-        return f"{value:.1f}"
-    return f"{value:.4g}"
-
-
-def format_metric(entry: dict[str, Any]) -> str:
-    """``test/acc 93.12%``, plus the last-value baseline of a forecaster, the judge of a GAN, and the target
-    when it was not reached."""
-    m = entry["metric"]
-    text = f"{m['name']} {_value(m['name'], m['value'])}"
-    if "baseline" in m:
-        text += f" (last-value forecast: {_value(m['name'], m['baseline']['value'])})"
-    if "judge" in m:
-        text += f", judged by `{m['judge']['name']}`"
-    target = entry.get("target")
-    if target and not target.get("reached"):
-        reference = f"; {target['reference']}" if target.get("reference") else ""
-        text += f"; target {_value(m['name'], target['value'])} not reached{reference}"
-    return text
-
-
-def _size(n: int) -> str:
-    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "wall time not recorded"
-    minutes = round(seconds / 60)
-    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{max(1, minutes)} min"
-
-
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def render(manifest: dict[str, Any]) -> str:
-    """The Markdown table of ``manifest``'s entries (sorted by name), or a line saying none ship yet."""
-    entries = sorted(manifest.get("weights", []), key=lambda e: e["name"])
-    if not entries:
-        return "No weights ship yet: `checkpoints/manifest.json` lists none."
-    rows = [_HEADER]
-    for e in entries:
-        r = e["reproduce"]
-        chosen = r.get("checkpoint_epoch", r["epochs"])
-        at = f", checkpoint of epoch {chosen}" if chosen != r["epochs"] else ""
-        reproduce = f"`{r['command']}` ({r['epochs']} epochs{at}, {_duration(r.get('wall_time_s'))})"
-        cells = [
-            f"`{e['name']}`",
-            f"`{e['arch']}` (`zoo.{e['zoo_class']}`)",
-            f"{e['dataset']['name']}; {e['dataset']['license']}",
-            format_metric(e),
-            f"{e['params']:,}",
-            _size(e["size_bytes"]),
-            r["hardware"],
-            reproduce,
-        ]
-        rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    return "\n".join(rows)
-
-
-def replace_block(readme: str, block: str) -> str:
-    """``readme`` with the text between the markers replaced by ``block``."""
-    if readme.count(START) != 1 or readme.count(END) != 1 or readme.index(START) > readme.index(END):
-        raise ValueError(f"the page needs exactly one {START} ... {END} block")
-    head, rest = readme.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{block}\n{END}{tail}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -140,7 +140,7 @@ def checkpoint_hparams(checkpoint: Any, path: str | os.PathLike) -> dict[str, An
     """A ``--ckpt_path`` checkpoint's hyperparameters, safe to hand to jsonargparse.
 
     A value read from a file never names code: the recorded ``_class_path`` must be one of the zoo's model
-    classes (looked up, never imported: ``zoo.checkpoint.resolve_model_class``) and is replaced by that class's
+    classes (looked up, never imported: ``zoo.hub.checkpoint.resolve_model_class``) and is replaced by that class's
     own path, so checkpoints that name an old module path (``zoo.resnet.ResNet``) or ``zoo.LeNet5`` keep loading;
     ``_instantiator`` must be Lightning's; and no hyperparameter may hold jsonargparse's ``class_path`` /
     ``init_args`` keys. Anything else is a ``ConfigError`` naming the file and the refused value.
