@@ -23,6 +23,7 @@ import torch
 import zoo
 from tests.conftest import require_real_data
 from datamodules import DataNotFoundError
+from zoo.evaluation import baselines
 from zoo.evaluation.shipped_metrics import evaluate, reference_matches, reference_output
 from zoo.hub.pretrained import PretrainedWeightsCorrupt, load_pretrained, read_manifest, sha256_file, weights_dir
 from zoo.tools.export import MAX_TOTAL_BYTES, MAX_WEIGHTS_BYTES, export_checkpoint
@@ -54,7 +55,9 @@ def fresh_export(tmp_path_factory) -> Path:
     torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams), "zoo_class": "LeNet5", "epoch": 0}, ckpt)
     config = root / "lenet5_digits.yaml"
     config.write_text("data:\n  class_path: datamodules.DigitsDataModule\n  init_args:\n    image_size: 32\n")
-    export_checkpoint(ckpt, name="lenet5.digits", config=config, out=root / "weights", wall_time_s=0.0)
+    with pytest.MonkeyPatch.context() as mp:  # untrained: below the shipping bar, which has its own tests
+        mp.setattr(baselines, "LINEAR_BASELINES", {})
+        export_checkpoint(ckpt, name="lenet5.digits", config=config, out=root / "weights", wall_time_s=0.0)
     return root / "weights"
 
 
@@ -135,6 +138,13 @@ def test_a_copy_with_one_byte_changed_is_refused_before_loading(shipped, which, 
     monkeypatch.setenv("ZOO_WEIGHTS_DIR", str(tmp_path))
     with pytest.raises(PretrainedWeightsCorrupt, match=entry[which].replace(".", r"\.")):
         load_pretrained(entry["name"])
+
+
+@pytest.mark.parametrize("name", list(SHIPPED))
+def test_every_shipped_classifier_clears_the_shipping_bar(name):
+    """No shipped classifier is below its dataset's linear baseline plus 2 points (zoo.evaluation.baselines)."""
+    entry = SHIPPED[name]
+    assert baselines.check_shipping_bar(entry["metric"], entry["data"]) is None, f"{name}: withdraw it or train it further"
 
 
 @pytest.mark.slow

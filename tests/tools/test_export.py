@@ -15,6 +15,7 @@ import torch
 
 import zoo
 from datamodules import DigitsDataModule, TimeSeriesDataModule
+from zoo.evaluation import baselines
 from zoo.evaluation.shipped_metrics import evaluate, reference_matches, reference_output, resolve_datamodule_class, summarize_reference
 from zoo.hub.pretrained import PretrainedWeightsCorrupt, load_pretrained
 from zoo.tools import export as export_tool
@@ -63,6 +64,16 @@ def stub_metric(monkeypatch: pytest.MonkeyPatch) -> None:
         return {"name": "test/acc", "value": 0.5, "higher_is_better": True, "tolerance": 0.003, "metrics": {}, "num_test_samples": 359}
 
     monkeypatch.setattr(zoo.evaluation, "evaluate", measured)
+
+
+BASELINES = baselines.LINEAR_BASELINES
+
+
+@pytest.fixture(autouse=True)
+def no_shipping_bar(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tiny LeNet-5 (20 steps) is far below the digits' linear baseline: the tests about files and the
+    manifest lift the shipping bar; the shipping bar's own tests put ``BASELINES`` back."""
+    monkeypatch.setattr(baselines, "LINEAR_BASELINES", {})
 
 
 def _export(tiny, out: Path, *extra: str) -> dict:
@@ -129,6 +140,43 @@ def test_export_replaces_an_entry_only_when_the_metric_improves(tiny, tmp_path, 
     (out / "manifest.json").write_text(json.dumps(manifest))
     replaced = _export(tiny, out, "--notes", "better")
     assert json.loads((out / "manifest.json").read_text())["weights"] == [replaced]
+
+
+def test_export_refuses_a_classifier_below_the_linear_baseline_even_with_force(tiny, tmp_path, stub_metric, monkeypatch):
+    monkeypatch.setattr(baselines, "LINEAR_BASELINES", BASELINES)
+    out = tmp_path / "weights"
+    bar = baselines.LINEAR_BASELINES["datamodules.DigitsDataModule"].value + baselines.SHIPPING_MARGIN
+    assert 0.5 < bar  # stub_metric measures 50%
+    for extra in ((), ("--force",)):
+        with pytest.raises(SystemExit) as exited:
+            _export(tiny, out, *extra)
+        assert "below the shipping bar" in exited.value.code and f"{bar:.2%}" in exited.value.code
+        assert "LogisticRegression" in exited.value.code  # the command that measured the baseline
+        assert not out.exists() or not any(out.iterdir())
+
+
+def test_the_shipping_bar_applies_to_classifiers_of_measured_datasets_only(monkeypatch):
+    monkeypatch.setattr(baselines, "LINEAR_BASELINES", BASELINES)
+    digits = {"class_path": "datamodules.DigitsDataModule", "init_args": {}}
+    bar = baselines.LINEAR_BASELINES["datamodules.DigitsDataModule"].value + baselines.SHIPPING_MARGIN
+    assert baselines.check_shipping_bar({"name": "test/acc", "value": bar}, digits) is None
+    assert "below the shipping bar" in baselines.check_shipping_bar({"name": "test/acc", "value": bar - 1e-4}, digits)
+    assert baselines.check_shipping_bar({"name": "test/psnr", "value": 1.0}, digits) is None  # not a classifier
+    assert baselines.check_shipping_bar({"name": "test/acc", "value": 0.1}, {"class_path": "datamodules.ImageFolderDataModule"}) is None
+
+
+def test_export_records_what_chose_the_checkpoint(tmp_path):
+    """A checkpoint written by a monitored ModelCheckpoint: the row names the monitor and its best score."""
+    L.seed_everything(0)
+    model = zoo.create_model("lenet5", image_size=32, lr=3e-3)
+    ckpt_cb = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpts", monitor="val/acc", mode="max")
+    trainer = L.Trainer(accelerator="cpu", logger=False, callbacks=[ckpt_cb], enable_progress_bar=False,
+                        enable_model_summary=False, max_epochs=1, limit_train_batches=4, limit_val_batches=2)  # fmt: skip
+    trainer.fit(model, datamodule=DigitsDataModule(image_size=32, batch_size=64))
+    config = tmp_path / "recipe.yaml"
+    config.write_text(CONFIG)
+    entry = export_tool.export_checkpoint(ckpt_cb.best_model_path, name="lenet5.digits", config=config, out=tmp_path / "w")
+    assert entry["reproduce"]["selected_by"] == {"monitor": "val/acc", "value": round(float(ckpt_cb.best_model_score), 6)}
 
 
 def test_export_keeps_other_entries_sorted(tiny, tmp_path, stub_metric):

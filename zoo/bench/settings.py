@@ -31,6 +31,7 @@ class BenchSettings:
             two fast Fashion-MNIST recipes).
         seeds: seeds of the accuracy comparison.
         dqn_seeds: seeds of the DQN comparison.
+        dqn_recipe: the DQN comparison's config (default: CartPole-v1); another environment gets its own table.
         extra_fit_args: extra ``train.py fit`` arguments for the accuracy comparison (``--quick`` shrinks the run).
         extra_dqn_args: extra ``train.py fit`` arguments for the DQN comparison.
         models: registered classifiers for the inference comparison (None: every one).
@@ -51,6 +52,7 @@ class BenchSettings:
     recipes: list[str] = field(default_factory=lambda: ["configs/resnet9_fast_fashionmnist_60s.yaml", "configs/resnet9_fast_fashionmnist_5min.yaml"])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     dqn_seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    dqn_recipe: str = "configs/dqn_cartpole.yaml"
     extra_fit_args: list[str] = field(default_factory=list)
     extra_dqn_args: list[str] = field(default_factory=list)
     models: list[str] | None = None

@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "configs/resnet9_fast_fashionmnist_60s.yaml,configs/resnet9_fast_fashionmnist_5min.yaml)")
     parser.add_argument("--seeds", type=_ints, default=None, help="the accuracy comparison's seeds (default: 0,1,2)")
     parser.add_argument("--dqn-seeds", type=_ints, default=None, help="the DQN comparison's seeds (default: 0,1,2,3,4)")
+    parser.add_argument("--dqn-recipe", default=None,
+                        help="the DQN comparison's config (default: configs/dqn_cartpole.yaml); each recipe has its own table")
     parser.add_argument("--data-dir", default=None, help="Fashion-MNIST's folder (default: the datamodule's own lookup)")
     parser.add_argument("--repeats", type=int, default=None, help="timed epochs or passes; the median is reported (default: 3)")
     parser.add_argument("--batches", type=int, default=None, help="training batches per epoch in overhead/data (default: all)")
@@ -89,7 +91,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, BenchSettings]:
     if args.workdir:
         overrides["workdir"] = Path(args.workdir)
     recipes = [r.strip() for r in args.recipe.split(",") if r.strip()] if args.recipe else None
-    for key, value in (("recipes", recipes), ("seeds", args.seeds), ("dqn_seeds", args.dqn_seeds),
+    for key, value in (("recipes", recipes), ("seeds", args.seeds), ("dqn_seeds", args.dqn_seeds), ("dqn_recipe", args.dqn_recipe),
                        ("repeats", args.repeats), ("batches", args.batches)):  # fmt: skip
         if value is not None:
             overrides[key] = value

@@ -8,7 +8,9 @@ markers is touched.
   family, linking to the family's page;
 - docs/guides/training.md, ``recipes``: every ``configs/*.yaml`` with the model and the data it names;
 - docs/guides/pretrained.md, ``model-card``: the table of shipped weights (``render``);
-- docs/model-cards.md, ``model-cards``: one card per entry of ``checkpoints/manifest.json``.
+- docs/model-cards.md, ``model-cards``: one card per entry of ``checkpoints/manifest.json``;
+- README.md ``quickstart-output`` and docs/guides/training.md ``recipe-results``: result figures, from the
+  manifest (``zoo.tools.results_tables``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Any
 import yaml
 
 import zoo
+from zoo.tools.results_tables import format_value as _value
+from zoo.tools.results_tables import render_quickstart, render_recipe_results
 
 __all__ = [
     "END",
@@ -43,20 +47,7 @@ __all__ = [
 START = "<!-- model-card:start -->"
 END = "<!-- model-card:end -->"
 
-_PERCENT = ("acc", "exact_match", "class_acc")
 _HEADER = "| name | architecture | dataset | metric | params | size | hardware | reproduce |\n|---|---|---|---|---|---|---|---|"
-
-
-def _value(name: str, value: float) -> str:
-    """A metric value as a reader expects it: accuracies in percent, PSNR in dB, the rest with 4 significant digits."""
-    short = name.rsplit("/", 1)[-1]
-    if short in _PERCENT:
-        return f"{100 * value:.2f}%"
-    if short == "psnr":
-        return f"{value:.2f} dB"
-    if short == "return":
-        return f"{value:.1f}"
-    return f"{value:.4g}"
 
 
 def format_metric(entry: dict[str, Any]) -> str:
@@ -268,6 +259,9 @@ TARGETS: tuple[Target, ...] = (
     Target("docs/guides/training.md", "recipes", lambda root, manifest: render_recipes(root / "configs")),
     Target("docs/guides/pretrained.md", "model-card", _shipped_table),
     Target("docs/model-cards.md", "model-cards", lambda root, manifest: render_model_cards(manifest)),
+    Target("README.md", "quickstart-output", lambda root, manifest: render_quickstart(manifest)),
+    Target("docs/guides/training.md", "recipe-results", lambda root, manifest: render_recipe_results(manifest)),
+    Target("docs/models/sequence.md", "results", lambda root, manifest: render_recipe_results(manifest, FAMILIES["sequence"][2])),
 )
 
 

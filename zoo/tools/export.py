@@ -13,6 +13,8 @@ config, command, epochs, wall time, hardware, versions, date) are written into t
 
 * An existing entry is replaced only when the new metric is strictly better (``--force`` overrides);
   the old files stay in git history.
+* A classifier below its dataset's linear baseline plus 2 points (``zoo.evaluation.baselines``) is refused,
+  ``--force`` or not.
 * A weights file over ``MAX_WEIGHTS_BYTES`` (20 MB) or a weights directory over ``MAX_TOTAL_BYTES``
   (100 MB) is refused.
 * Nothing is half-written: the files are prepared in a staging folder beside the manifest and moved into
@@ -37,6 +39,7 @@ from typing import Any
 import torch
 
 from zoo.core.registry import get_model_class, list_models
+from zoo.evaluation.baselines import check_shipping_bar
 from zoo.evaluation.shipped_metrics import DEFAULT_JUDGE, GAN_SAMPLES, evaluate, is_better, reference_output, summarize_reference
 from zoo.hub.checkpoint import load_checkpoint
 from zoo.hub.pretrained import pretrained_entry, read_manifest, save_pretrained, sha256_file, weights_dir
@@ -165,6 +168,16 @@ def _install(moves: list[tuple[Path, Path]], staging: Path) -> None:
         raise
 
 
+def selection(raw: dict[str, Any]) -> dict[str, Any] | None:
+    """What chose the checkpoint: the ``ModelCheckpoint``'s monitored metric and its best value, from its state."""
+    for key, state in (raw.get("callbacks") or {}).items():
+        if str(key).startswith("ModelCheckpoint") and isinstance(state, dict) and state.get("monitor"):
+            score = state.get("best_model_score")
+            value = round(float(score), 6) if score is not None else None
+            return {"monitor": str(state["monitor"]), "value": value}
+    return None
+
+
 def export_checkpoint(
     checkpoint: str | os.PathLike,
     *,
@@ -200,7 +213,9 @@ def export_checkpoint(
         classifier: GANs: the shipped classifier entry that judges the samples (default ``resnet20.fashionmnist``).
 
     Raises:
-        ExportRefused: not better than the shipped entry, over a size limit, or not a consistent entry.
+        ExportRefused: not better than the shipped entry, a classifier below its dataset's linear baseline plus
+            2 points (``zoo.evaluation.baselines``; --force does not lift this), over a size limit, or not a
+            consistent entry.
     """
     import lightning
 
@@ -229,6 +244,9 @@ def export_checkpoint(
         metric["baseline"] = {k: round(v, 6) if isinstance(v, float) else v for k, v in measured["baseline"].items()}
     if judge is not None:
         metric["judge"] = {"name": judge, "sha256": judge_entry["sha256"], "samples": GAN_SAMPLES, "seed": 0}
+    below_bar = check_shipping_bar(metric, data)
+    if below_bar is not None:  # not even --force ships it
+        raise ExportRefused(f"{name}: {below_bar}")
 
     manifest = read_manifest(out / "manifest.json")
     previous = next((e for e in manifest["weights"] if e["name"] == name), None)
@@ -272,6 +290,7 @@ def export_checkpoint(
             "command": command or f"python train.py fit --config {config}",
             "epochs": int(epochs) if epochs is not None else int(raw.get("epoch", -1)) + 1,  # what the command runs
             "checkpoint_epoch": int(raw.get("epoch", -1)) + 1,  # the epoch whose end wrote the checkpoint (best by validation)
+            "selected_by": selection(raw),
             "wall_time_s": wall_time_s,
             "hardware": hardware,
             "torch": torch.__version__.split("+")[0],

@@ -1,0 +1,103 @@
+"""Generated result blocks: figures a page quotes, rendered from the file a command wrote.
+
+Each function renders one block of ``zoo.tools.docs_tables.TARGETS`` from the manifest (the shipped entries,
+written by ``zoo-export``); ``python -m zoo.tools.model_card --check`` fails when a page differs, so a figure
+in README.md or docs/ cannot drift from the entry that it describes.
+
+- README.md, ``quickstart-output``: the last lines the Quickstart's command prints, from ``lenet5.digits``
+  (the slow suite re-runs the command and compares what it prints with this block);
+- docs/guides/training.md, ``recipe-results``: each recipe's shipped result with the command that made it;
+- the family pages of docs/models/, ``results``: the same rows for the family's entries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["QUICKSTART_ENTRY", "format_value", "quickstart_lines", "render_quickstart", "render_recipe_results"]
+
+#: the shipped entry that README.md's Quickstart command reproduces
+QUICKSTART_ENTRY = "lenet5.digits"
+
+_PERCENT = ("acc", "exact_match", "class_acc")
+
+
+def format_value(name: str, value: float) -> str:
+    """A metric value as a reader expects it: accuracies in percent, PSNR in dB, returns to 0.1, the rest with 4
+    significant digits."""
+    short = name.rsplit("/", 1)[-1]
+    if short in _PERCENT:
+        return f"{100 * value:.2f}%"
+    if short == "psnr":
+        return f"{value:.2f} dB"
+    if short == "return":
+        return f"{value:.1f}"
+    return f"{value:.4g}"
+
+
+def _entry(manifest: dict[str, Any], name: str) -> dict[str, Any]:
+    for e in manifest.get("weights", []):
+        if e["name"] == name:
+            return e
+    raise KeyError(f"the manifest has no entry {name!r}, which a generated block of the docs quotes")
+
+
+def quickstart_lines(entry: dict[str, Any], root_dir: str = "lightning_logs/version_0") -> list[str]:
+    """The lines ``train.py fit`` prints after its test table for the run that wrote ``entry``: the best
+    checkpoint by validation, and how to load, evaluate and resume it.
+
+    Args:
+        entry: the manifest row (its ``reproduce.selected_by`` and ``checkpoint_epoch`` name the checkpoint).
+        root_dir: the run's folder as the command prints it.
+    """
+    r = entry["reproduce"]
+    selected = r.get("selected_by") or {}
+    best = f"{root_dir}/checkpoints/epoch{r['checkpoint_epoch'] - 1:03d}.ckpt"
+    config = r["config"]
+    scored = selected.get("value") is not None  # as train.py prints it, with or without the validation score
+    return [
+        f"Best checkpoint ({selected['monitor']}={selected['value']:.4f}): {best}" if scored else f"Best checkpoint: {best}",
+        f"  load in Python: model = zoo.load_checkpoint('{best}')",
+        f"  evaluate:       python train.py test --config {config} --ckpt_path {best}",
+        f"  resume:         python train.py fit --config {config} --ckpt_path {root_dir}/checkpoints/last.ckpt",
+    ]
+
+
+def render_quickstart(manifest: dict[str, Any]) -> str:
+    """The Quickstart's expected output, from the ``QUICKSTART_ENTRY`` row."""
+    e = _entry(manifest, QUICKSTART_ENTRY)
+    r, m = e["reproduce"], e["metric"]
+    seconds = f"{r['wall_time_s']:.0f} s" if r.get("wall_time_s") is not None else "a time not recorded"
+    return "\n".join(
+        [
+            f"The first ends like this ({r['epochs']} epochs; the training run took {seconds} on {r['hardware']}; "
+            f"`{e['name']}` in the [shipped weights](docs/guides/pretrained.md) is this run):",
+            "",
+            "```",
+            f"        {m['name']}            {m['value']}",
+            *quickstart_lines(e),
+            "```",
+        ]
+    )
+
+
+def render_recipe_results(manifest: dict[str, Any], classes: tuple[str, ...] | None = None) -> str:
+    """One row per shipped entry, grouped by the recipe that trained it: the test result and its command.
+
+    Args:
+        manifest: the manifest (``read_manifest``).
+        classes: only the entries of these zoo classes (a family page's); None: every entry.
+    """
+    rows = ["| recipe | entry | epochs | test result | wall time | hardware | command |", "|---|---|---|---|---|---|---|"]
+    entries = [e for e in manifest.get("weights", []) if classes is None or e["zoo_class"] in classes]
+    if not entries:
+        return "No weights of this family ship yet."
+    entries = sorted(entries, key=lambda e: (e["reproduce"]["config"], e["name"]))
+    for e in entries:
+        r, m = e["reproduce"], e["metric"]
+        recipe = r["config"].rsplit("/", 1)[-1].removesuffix(".yaml")
+        seconds = f"{r['wall_time_s']:.0f} s" if r.get("wall_time_s") is not None else "not recorded"
+        cells = [f"`{recipe}`", f"`{e['name']}`", str(r["epochs"]), f"{m['name']} {format_value(m['name'], m['value'])}",
+                 seconds, r["hardware"], f"`{r['command']}`"]  # fmt: skip
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows)
