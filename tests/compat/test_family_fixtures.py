@@ -59,3 +59,11 @@ def test_old_training_checkpoint_loads_through_lightning(fixture):
     cls = zoo.get_model_class(INDEX[fixture]["arch"])
     model = cls.load_from_checkpoint(FAMILIES / f"{fixture}.ckpt", weights_only=True).eval()
     assert_same_outputs(model, fixture)
+
+
+@pytest.mark.parametrize("fixture", sorted(INDEX))
+def test_old_files_become_hugging_face_folders_with_identical_outputs(fixture, tmp_path):
+    """What the old files hold is enough for today's folder format: no key or argument is missing."""
+    for i, model in enumerate([zoo.load_checkpoint(FAMILIES / f"{fixture}.ckpt"), zoo.load_pretrained(FAMILIES / f"{INDEX[fixture]['entry']}.safetensors")]):
+        folder = model.save_pretrained(tmp_path / str(i), arch=INDEX[fixture]["arch"])
+        assert_same_outputs(zoo.ZooModule.from_pretrained(folder), fixture)

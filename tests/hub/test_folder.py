@@ -47,7 +47,8 @@ def test_round_trip_of_every_registered_model(name, tmp_path):
         assert torch.equal(loaded.state_dict()[key], value), key
     torch.testing.assert_close(outputs(loaded), outputs(model), rtol=0, atol=0)
     config = json.loads((folder / CONFIG_NAME).read_text())
-    assert config["zoo"]["class"] == type(model).__name__ and config["zoo"]["arch"] is not None
+    assert config["zoo"]["class"] == type(model).__name__
+    assert config["zoo"]["arch"] in (None, name) and (config["zoo"]["arch"] is None) == (sum(zoo.get_model_class(n) is type(model) for n in zoo.list_models()) > 1)
     assert {k: v for k, v in config.items() if k != "zoo"} == {k: v for k, v in json.loads(json.dumps(dict(loaded.hparams))).items() if k in config}
     assert type(zoo.ZooModule.from_pretrained(folder)) is type(model)  # the base finds the recorded class
 
@@ -82,6 +83,7 @@ def test_a_mixin_folder_without_the_zoo_section_loads_as_the_callers_class(tmp_p
 def test_overrides_and_weight_averaging_record(tmp_path):
     model = build("resnet20")
     folder = model.save_pretrained(tmp_path / "m", weight_averaging="ema")
+    assert json.loads((folder / CONFIG_NAME).read_text())["zoo"]["arch"] is None  # several names build a ResNet
     assert json.loads((folder / CONFIG_NAME).read_text())["zoo"]["weight_averaging"] == "ema"
     assert "exponential moving average" in (folder / CARD_NAME).read_text()
     five = zoo.ResNet.from_pretrained(folder, num_classes=5)

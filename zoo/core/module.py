@@ -148,11 +148,11 @@ class ZooModule(L.LightningModule, metaclass=_BuiltThenFinished):
         return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     # -- Hugging Face folders (zoo.hub.folder) ------------------------------------------------------
-    def save_pretrained(self, save_directory: Any, *, metrics: dict[str, float] | None = None, weight_averaging: str | None = None) -> Any:
+    def save_pretrained(self, save_directory: Any, *, metrics: dict[str, float] | None = None, **kwargs: Any) -> Any:
         """Write ``config.json`` (constructor arguments, preprocessing), ``model.safetensors`` and a ``README.md`` card
         (from ``metrics``) into ``save_directory``, huggingface_hub's ``PyTorchModelHubMixin`` layout; returns the folder.
-        ``weight_averaging`` ("ema", "swa" or None) records what the weights are. See ``zoo.hub.folder.save_folder``."""
-        return _folder_io("save")(self, save_directory, metrics=metrics, weight_averaging=weight_averaging)
+        Options (``weight_averaging="ema"``, ``arch="resnet20"``): ``zoo.hub.folder.save_folder``."""
+        return _folder_io("save")(self, save_directory, metrics=metrics, **kwargs)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: Any, **kwargs: Any) -> Any:

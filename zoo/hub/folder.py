@@ -33,7 +33,7 @@ import torch
 
 from zoo.core.base import ZooModule
 from zoo.core.module import provide_folder_io
-from zoo.core.registry import registered_name
+from zoo.core.registry import get_model_class, list_models
 from zoo.hub.checkpoint import resolve_model_class
 from zoo.hub.pretrained import (
     PretrainedWeightsUnavailable,
@@ -170,6 +170,7 @@ def save_folder(
     *,
     metrics: dict[str, float] | None = None,
     weight_averaging: str | None = None,
+    arch: str | None = None,
 ) -> Path:
     """Write ``config.json``, ``model.safetensors`` and ``README.md`` into ``folder`` (created if absent); returns it.
 
@@ -178,6 +179,8 @@ def save_folder(
         folder: the folder; other files in it are left alone.
         metrics: metric name -> value, for the model card (``{"test/acc": 0.975}``).
         weight_averaging: None, "ema", "swa" or "unknown": the averaging the weights hold, recorded in the config and the card.
+        arch: the registry name the model was built by (``"resnet20"``); default: the class's only registry name, or
+            None when several names build it (``resnet20`` and ``resnet56`` are both a ``ResNet``).
 
     Raises:
         FileExistsError: the folder holds a config, weights or card that no earlier save wrote (or an edited card).
@@ -203,7 +206,11 @@ def save_folder(
     folder.mkdir(parents=True, exist_ok=True)
     _refuse_foreign_files(folder)
 
-    arch = registered_name(type(model))
+    if arch is None:
+        names = [n for n in list_models() if get_model_class(n) is type(model)]
+        arch = names[0] if len(names) == 1 else None
+    elif get_model_class(arch) is not type(model):
+        raise ValueError(f"arch={arch!r} builds a {get_model_class(arch).__name__}, not a {type(model).__name__}")
     preprocessing = _preprocessing(model)
     card = _card(model, arch, metrics, weight_averaging, preprocessing)
     zoo_block = {
@@ -230,9 +237,9 @@ def save_entry_folder(name: str, folder: str | os.PathLike) -> Path:
     entry = pretrained_entry(name)
     model = load_pretrained(name)
     metric = entry.get("metric") or {}
-    metrics = {f"test/{metric['name']}": metric["value"]} if "name" in metric and "value" in metric else {}
+    metrics = {metric["name"]: metric["value"]} if "name" in metric and "value" in metric else {}
     averaging = (entry.get("weight_averaging") or {}).get("method")
-    return save_folder(model, folder, metrics=metrics, weight_averaging=averaging)
+    return save_folder(model, folder, metrics=metrics, weight_averaging=averaging, arch=entry.get("arch"))
 
 
 # -- loading -----------------------------------------------------------------------------------------------

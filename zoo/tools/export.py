@@ -352,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.hf_folder:
             metric = entry["metric"]
             averaging = (entry["weight_averaging"] or {}).get("method")
-            save_folder(load_checkpoint(args.checkpoint), args.hf_folder, metrics={f"test/{metric['name']}": metric["value"]}, weight_averaging=averaging)
+            save_folder(load_checkpoint(args.checkpoint), args.hf_folder, metrics={metric["name"]: metric["value"]}, weight_averaging=averaging, arch=entry["arch"])
     except (ExportRefused, KeyError, FileNotFoundError, FileExistsError, ValueError) as e:
         sys.exit(f"error: {e}")
     m = entry["metric"]
