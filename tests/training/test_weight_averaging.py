@@ -161,3 +161,19 @@ def test_zoo_export_keeps_the_averaged_weights_and_records_them(in_tmp):
     assert any(not torch.equal(raw["current_model_state"][k], v) for k, v in raw["state_dict"].items())
     config = json.loads((in_tmp / "hf" / "config.json").read_text())
     assert config["zoo"]["weight_averaging"] == "swa" and row["metric"]["name"] in config["zoo"]["metrics"]
+
+
+@pytest.mark.parametrize("callback", [lambda: EMA(decay=0.5), lambda: SWA(swa_epoch_start=0)], ids=["ema", "swa"])
+def test_training_progress_is_not_averaged(callback, tmp_path):
+    """A DQN's replay buffer and counters (ZooModule.training_state) stay live in the model and in checkpoints."""
+    model = zoo.create_model("dqn", hidden_sizes=[8], batch_size=4, buffer_size=32, learning_starts=4, steps_per_epoch=3, eval_episodes=1)
+    snaps = Snapshots()
+    t = trainer(tmp_path, [snaps, callback()], max_epochs=2, limit_val_batches=1)
+    t.fit(model)
+    live = snaps.steps[-1]
+    assert int(model.env_steps) == 4 + 6 and len(model.replay) == 10  # warm-up, then one env step per training step
+    assert torch.equal(model.replay.obs, live["replay.obs"]) and float(model.epsilon) == float(live["epsilon"])
+    assert not torch.equal(model.q_net.body[0].weight, live["q_net.body.0.weight"])  # the weights are averaged
+    t.save_checkpoint(tmp_path / "dqn.ckpt")
+    state = torch.load(tmp_path / "dqn.ckpt", weights_only=True)["state_dict"]
+    assert torch.equal(state["replay.obs"], live["replay.obs"]) and int(state["env_steps"]) == 10

@@ -13,6 +13,10 @@
   ``zoo-export`` read the averaged weights, and ``fit --ckpt_path`` with the same flag resumes both;
 * averages the buffers too (``use_buffers=True``): BatchNorm statistics are averaged like the weights.
 
+Training progress is not averaged: the buffers a model lists in ``ZooModule.training_state`` (a DQN's replay buffer
+and counters, a GAN's update counters and fixed noise) keep their live values in the model, through validation and
+at the end of fit, and in every checkpoint's ``state_dict``.
+
 These callbacks add ``checkpoint["weight_averaging"] = {"method": "ema", "decay": 0.999}`` (or ``"swa"``), which
 ``zoo-export`` copies into the manifest row and the entry's Hugging Face folder. SWA's averaged weights never ran
 with the averaged BatchNorm statistics, so when fit ends it recomputes them with one pass over the training data in
@@ -31,6 +35,7 @@ from lightning.pytorch.callbacks import EMAWeightAveraging, WeightAveraging
 from torch import nn
 
 from zoo.core.base import SupervisedModule
+from zoo.hub.pretrained import _is_training_state
 from zoo.models.selfsupervised.simclr import SimCLR
 
 __all__ = ["EMA", "RECORD_KEY", "SWA", "averaging_callback", "averaging_record", "recompute_batchnorm"]
@@ -50,7 +55,37 @@ def averaging_record(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
     return {"method": "unknown"} if "current_model_state" in checkpoint else None
 
 
-class EMA(EMAWeightAveraging):
+class _KeepsTrainingState(WeightAveraging):
+    """Lightning's callback with the model's ``training_state`` buffers left live: swapping the averaged weights in
+    for validation, copying them in when fit ends, and writing them as the checkpoint's ``state_dict``."""
+
+    def _live_progress(self, pl_module: L.LightningModule) -> dict[str, torch.Tensor]:
+        return {n: b.detach().clone() for n, b in pl_module.named_buffers() if _is_training_state(pl_module, n)}
+
+    def _restore(self, pl_module: L.LightningModule, live: dict[str, torch.Tensor]) -> None:
+        buffers = dict(pl_module.named_buffers())
+        for name, value in live.items():
+            buffers[name].data.copy_(value)
+
+    def _swap_models(self, pl_module: L.LightningModule) -> None:
+        live = self._live_progress(pl_module)
+        super()._swap_models(pl_module)
+        self._restore(pl_module, live)
+
+    def _copy_average_to_current(self, pl_module: L.LightningModule) -> None:
+        live = self._live_progress(pl_module)
+        super()._copy_average_to_current(pl_module)
+        self._restore(pl_module, live)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(trainer, pl_module, checkpoint)
+        current = checkpoint.get("current_model_state")
+        if current is not None:
+            for key in [k for k in checkpoint["state_dict"] if _is_training_state(pl_module, k)]:
+                checkpoint["state_dict"][key] = current[key]
+
+
+class EMA(_KeepsTrainingState, EMAWeightAveraging):
     """Exponential moving average of the weights and buffers, updated after every optimizer step.
 
     Args:
@@ -70,7 +105,7 @@ class EMA(EMAWeightAveraging):
             checkpoint[RECORD_KEY] = {"method": "ema", "decay": self.decay}
 
 
-class SWA(WeightAveraging):
+class SWA(_KeepsTrainingState):
     """Stochastic weight averaging: the equal average of the weights at the end of each epoch from ``swa_epoch_start``.
 
     Args:
