@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -181,3 +182,32 @@ def test_a_repo_id_without_huggingface_hub_says_what_to_install(tmp_path, monkey
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # import fails as if it were not installed
     with pytest.raises(ImportError, match="needs huggingface_hub"):
         zoo.LeNet5.from_pretrained("someone/lenet5")
+
+
+def test_push_to_hub_uploads_the_saved_folder(tmp_path, monkeypatch):
+    """No network: huggingface_hub's HfApi is replaced by a recorder of what would be uploaded."""
+    import huggingface_hub
+
+    uploads = []
+
+    class RecordingApi:
+        def __init__(self, token=None):
+            self.token = token
+
+        def create_repo(self, repo_id, private=None, exist_ok=False):
+            uploads.append(("create", repo_id, private, exist_ok))
+
+        def upload_folder(self, repo_id, folder_path, commit_message):
+            files = {p.name: p.read_bytes() for p in Path(folder_path).iterdir()}
+            uploads.append(("upload", repo_id, sorted(files), commit_message))
+            (tmp_path / "uploaded").mkdir()
+            for name, data in files.items():
+                (tmp_path / "uploaded" / name).write_bytes(data)
+            return f"https://huggingface.co/{repo_id}/commit/0"
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", RecordingApi)
+    model = build("lenet5")
+    url = model.push_to_hub("someone/lenet5", metrics={"test/acc": 0.9}, private=True, token="t")
+    assert url == "https://huggingface.co/someone/lenet5/commit/0"
+    assert uploads == [("create", "someone/lenet5", True, True), ("upload", "someone/lenet5", [CARD_NAME, CONFIG_NAME, WEIGHTS_NAME], "Upload lightning-zoo model")]
+    assert torch.equal(outputs(zoo.LeNet5.from_pretrained(tmp_path / "uploaded")), outputs(model))

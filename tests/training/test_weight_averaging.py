@@ -177,3 +177,15 @@ def test_training_progress_is_not_averaged(callback, tmp_path):
     t.save_checkpoint(tmp_path / "dqn.ckpt")
     state = torch.load(tmp_path / "dqn.ckpt", weights_only=True)["state_dict"]
     assert torch.equal(state["replay.obs"], live["replay.obs"]) and int(state["env_steps"]) == 10
+
+
+def test_an_interrupted_swa_run_resumes_to_the_uninterrupted_average(in_tmp):
+    swa = [*SHORT, "--weight_averaging", "swa", "--swa_epoch_start", "0"]
+    full = main(["fit", "--config", BLOBS, "--trainer.max_epochs=3", "--trainer.default_root_dir=full", *swa])
+    main(["fit", "--config", BLOBS, "--trainer.max_epochs=2", "--trainer.default_root_dir=part", *swa])
+    last = next((in_tmp / "part").rglob("last.ckpt"))
+    resumed = main(["fit", "--config", BLOBS, "--trainer.max_epochs=3", "--trainer.default_root_dir=resumed", "--ckpt_path", str(last), *swa])
+    n_averaged = [int(next(c for c in cli.trainer.callbacks if isinstance(c, SWA))._average_model.n_averaged) for cli in (full, resumed)]
+    assert n_averaged == [3, 3]
+    for key, value in full.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value)
