@@ -209,7 +209,7 @@ class ZooCLI(LightningCLI):
             "--swa_epoch_start",
             type=float,
             default=0.75,
-            help="--weight_averaging swa: the first averaged epoch (>= 1) or a fraction of max_epochs (< 1).",
+            help="--weight_averaging swa: the first averaged epoch (0, 1, 2, ...) or a fraction of max_epochs between 0 and 1.",
         )
 
     def _parse_ckpt_path(self) -> None:
