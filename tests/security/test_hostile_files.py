@@ -188,6 +188,24 @@ def test_load_pretrained_by_path_never_imports_what_its_config_names(marker, mod
 
 @HYPOTHESIS
 @given(data=st.data())
+def test_from_pretrained_never_imports_what_a_folders_config_names(marker, models, tmp_path, data):
+    name, hparams = data.draw(plantings(models))
+    folder = models[name].save_pretrained(tmp_path / "folder")
+    saved = json.loads((folder / "config.json").read_text())
+    if "_class_path" in hparams:  # the config's own class field
+        saved["zoo"]["class"] = hparams.pop("_class_path")
+    config = {**{k: v for k, v in hparams.items() if not k.startswith("_")}, "zoo": saved["zoo"]}
+    (folder / "config.json").write_text(json.dumps(config))
+    for load in (lambda: zoo.ZooModule.from_pretrained(folder), lambda: type(models[name]).from_pretrained(folder)):
+        try:
+            load()
+        except (ValueError, TypeError, KeyError, RuntimeError):
+            pass
+        assert_not_imported(marker)
+
+
+@HYPOTHESIS
+@given(data=st.data())
 def test_create_model_pretrained_from_a_hostile_checkpoint(marker, models, tmp_path, data):
     name, hparams = data.draw(plantings(models))
     path = write_checkpoint(tmp_path / "hostile.ckpt", models[name], hparams)

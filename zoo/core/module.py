@@ -20,12 +20,28 @@ from torch import Tensor, nn
 
 from zoo.core.registry import registered_name
 
-__all__ = ["ZooModule"]
+__all__ = ["ZooModule", "provide_folder_io"]
 
 log = logging.getLogger(__name__)
 
 _OPTIMIZERS = ("sgd", "adam", "adamw")
 _SCHEDULERS = ("none", "cosine", "onecycle", "plateau")
+
+#: What ``save_pretrained`` / ``from_pretrained`` / ``push_to_hub`` call: "save", "load", "push", handed over by the
+#: loaders' layer (``zoo.hub.folder``, which ``import zoo`` imports) through ``provide_folder_io``: a model's layer
+#: imports no loader, and the loader reads a file's class the way every zoo loader does (docs/guides/security.md).
+_FOLDER_IO: dict[str, Any] = {}
+
+
+def provide_folder_io(**functions: Any) -> None:
+    """Called once by ``zoo.hub.folder`` with the functions behind the Hugging Face folder methods of ``ZooModule``."""
+    _FOLDER_IO.update(functions)
+
+
+def _folder_io(name: str) -> Any:
+    if name not in _FOLDER_IO:
+        raise RuntimeError("the Hugging Face folder methods need zoo.hub.folder: import zoo first")
+    return _FOLDER_IO[name]
 
 
 class _BuiltThenFinished(type):
@@ -130,6 +146,25 @@ class ZooModule(L.LightningModule, metaclass=_BuiltThenFinished):
         """Lightning's, with ``pretrained=None``: the checkpoint holds the weights, its recorded start is not read."""
         kwargs.setdefault("pretrained", None)
         return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+
+    # -- Hugging Face folders (zoo.hub.folder) ------------------------------------------------------
+    def save_pretrained(self, save_directory: Any, *, metrics: dict[str, float] | None = None, **kwargs: Any) -> Any:
+        """Write ``config.json`` (constructor arguments, preprocessing), ``model.safetensors`` and a ``README.md`` card
+        (from ``metrics``) into ``save_directory``, huggingface_hub's ``PyTorchModelHubMixin`` layout; returns the folder.
+        Options (``weight_averaging="ema"``, ``arch="resnet20"``): ``zoo.hub.folder.save_folder``."""
+        return _folder_io("save")(self, save_directory, metrics=metrics, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Any, **kwargs: Any) -> Any:
+        """The model in a folder ``save_pretrained`` wrote, or in a Hub repo id holding one (needs huggingface_hub), in
+        eval mode; it must be a ``cls``. Options (``revision``, ``cache_dir``, ``local_files_only``, ``map_location``,
+        ``num_classes=`` and other overrides): ``zoo.hub.folder.load_folder``."""
+        return _folder_io("load")(pretrained_model_name_or_path, model=cls, **kwargs)
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
+        """``save_pretrained`` into a temporary folder uploaded to the Hub repo ``repo_id`` (needs huggingface_hub, a
+        network and a token); returns the commit URL. Options: ``zoo.hub.folder.push_folder``."""
+        return _folder_io("push")(self, repo_id, **kwargs)
 
     def setup(self, stage: str) -> None:
         """Before the strategy wraps the model: pass ``ddp_options`` to a DDP strategy (an explicit

@@ -6,11 +6,13 @@
                 resolver of "entry name or path"
 ``finetune``    ``apply_pretrained(model, source)``: a built model takes a source's weights (``pretrained=``)
 ``imagenet``    torchvision's ImageNet weights (``create_model("resnet18", weights="DEFAULT")``)
+``folder``      Hugging Face folders behind ``model.save_pretrained`` / ``Model.from_pretrained`` / ``push_to_hub``
 """
 
 from zoo.hub.checkpoint import load_checkpoint
 from zoo.hub.create import create_model
 from zoo.hub.finetune import apply_pretrained
+from zoo.hub.folder import load_folder, save_folder
 from zoo.hub.imagenet import ImageNetWeights, get_weights
 from zoo.hub.pretrained import PretrainedWeightsUnavailable, list_pretrained, load_pretrained, load_trained
 
@@ -22,6 +24,8 @@ __all__ = [
     "get_weights",
     "list_pretrained",
     "load_checkpoint",
+    "load_folder",
     "load_pretrained",
     "load_trained",
+    "save_folder",
 ]

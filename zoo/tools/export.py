@@ -17,6 +17,11 @@ config, command, epochs, wall time, hardware, versions, date) are written into t
   ``--force`` or not.
 * A weights file over ``MAX_WEIGHTS_BYTES`` (20 MB) or a weights directory over ``MAX_TOTAL_BYTES``
   (100 MB) is refused.
+* A checkpoint written with weight averaging (``--weight_averaging ema|swa``) is exported with its averaged weights,
+  and the row records it: ``"weight_averaging": {"method": "ema", "decay": 0.999}`` (None: plain weights).
+* ``--hf-folder DIR`` also writes the entry as a Hugging Face folder (``config.json``, ``model.safetensors``, a
+  ``README.md`` card with the measured metric: ``zoo.hub.folder``); without a checkpoint, ``zoo-export --name
+  resnet20.fashionmnist --hf-folder DIR`` writes a shipped entry in that form.
 * Nothing is half-written: the files are prepared in a staging folder beside the manifest and moved into
   place with ``os.replace``, the manifest last; a failure while moving puts the previous files back.
 """
@@ -42,8 +47,10 @@ from zoo.core.registry import get_model_class, list_models
 from zoo.evaluation.baselines import check_shipping_bar
 from zoo.evaluation.shipped_metrics import DEFAULT_JUDGE, GAN_SAMPLES, evaluate, is_better, reference_output, summarize_reference
 from zoo.hub.checkpoint import load_checkpoint
+from zoo.hub.folder import save_entry_folder, save_folder
 from zoo.hub.pretrained import pretrained_entry, read_manifest, save_pretrained, sha256_file, weights_dir
 from zoo.models.generative.gan import GANModule
+from zoo.training.weight_averaging import averaging_record
 
 __all__ = ["ExportRefused", "MAX_TOTAL_BYTES", "MAX_WEIGHTS_BYTES", "detect_hardware", "export_checkpoint", "main"]
 
@@ -281,6 +288,7 @@ def export_checkpoint(
             "data": data,
             "metric": metric,
         }
+        entry["weight_averaging"] = averaging_record(raw)
         if target is not None:
             reached = metric["value"] >= target if metric["higher_is_better"] else metric["value"] <= target
             entry["target"] = {"value": target, "reached": bool(reached), "reference": target_reference}
@@ -315,9 +323,10 @@ def export_checkpoint(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="zoo-export", description="Turn a training checkpoint into a shipped pretrained entry.")
-    parser.add_argument("checkpoint", help="a .ckpt written by train.py")
+    parser.add_argument("checkpoint", nargs="?", help="a .ckpt written by train.py (none: --hf-folder of the shipped entry --name)")
     parser.add_argument("--name", required=True, help="entry name <arch>.<dataset>, e.g. resnet20.fashionmnist")
-    parser.add_argument("--config", required=True, help="the recipe it was trained with (its data: section rebuilds the test set)")
+    parser.add_argument("--hf-folder", help="also write the entry as a Hugging Face folder (config.json, model.safetensors, README.md)")
+    parser.add_argument("--config", help="the recipe it was trained with (its data: section rebuilds the test set)")
     parser.add_argument("--command", help="the exact training command (default: python train.py fit --config CONFIG)")
     parser.add_argument("--wall-time", type=float, help="training wall time in seconds")
     parser.add_argument("--epochs", type=int, help="epochs the training command runs (default: the checkpoint's epoch)")
@@ -330,6 +339,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="replace an existing entry even when the metric is not better")
     args = parser.parse_args(argv)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    if args.checkpoint is None:
+        if not args.hf_folder:
+            parser.error("give a checkpoint to export, or --hf-folder DIR to write the shipped entry --name as a folder")
+        try:
+            folder = save_entry_folder(args.name, args.hf_folder)
+        except (KeyError, FileExistsError, FileNotFoundError, ValueError) as e:
+            sys.exit(f"error: {e}")
+        print(f"{args.name} -> {folder}")
+        return 0
+    if args.config is None:
+        parser.error("--config is required with a checkpoint: its data: section rebuilds the test set")
     if args.wall_time is None:
         print("warning: no --wall-time: the entry records none", file=sys.stderr)
     try:
@@ -348,7 +368,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             force=args.force,
             classifier=args.classifier,
         )
-    except (ExportRefused, KeyError, FileNotFoundError, ValueError) as e:
+        if args.hf_folder:
+            metric = entry["metric"]
+            averaging = (entry["weight_averaging"] or {}).get("method")
+            save_folder(load_checkpoint(args.checkpoint), args.hf_folder, metrics={metric["name"]: metric["value"]}, weight_averaging=averaging, arch=entry["arch"])
+    except (ExportRefused, KeyError, FileNotFoundError, FileExistsError, ValueError) as e:
         sys.exit(f"error: {e}")
     m = entry["metric"]
     print(f"{entry['name']}: {m['name']} = {m['value']} ({entry['size_bytes']:,} bytes, {entry['params']:,} params) -> {entry['file']}")

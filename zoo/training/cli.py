@@ -18,7 +18,9 @@ path (``--model zoo.LeNet5``). On top of Lightning's CLI it
 * survives faults: checkpoints are written atomically (``zoo.checkpoint_io``), ``--checkpoint_every_n_steps N``
   refreshes ``last.ckpt`` mid-epoch, the random generators and the data order are saved in every
   checkpoint (``zoo.resume``), ``--ckpt_path last`` finds the newest ``last.ckpt`` of earlier runs, and
-  ``--on_nonfinite_loss raise|skip`` stops or skips a step whose loss or gradient is NaN/inf (``zoo.guards``).
+  ``--on_nonfinite_loss raise|skip`` stops or skips a step whose loss or gradient is NaN/inf (``zoo.guards``);
+* adds ``--weight_averaging ema|swa`` (``--ema_decay``, ``--swa_epoch_start``): Lightning's ``WeightAveraging``
+  callback, whose averaged weights the checkpoints hold (``zoo.training.weight_averaging``).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from zoo.training.cli_errors import ConfigError, ZooArgumentParser, check_linked
 from zoo.training.epoch_progress_bar import EpochLineProgressBar
 from zoo.training.nonfinite_guard import NonFiniteLossError, NonFiniteLossGuard
 from zoo.training.resume import LastCheckpoint, RNGStateCallback, find_last_checkpoint
+from zoo.training.weight_averaging import averaging_callback
 
 __all__ = ["ZooCLI", "checkpoint_hparams", "main"]
 
@@ -194,6 +197,20 @@ class ZooCLI(LightningCLI):
             default="raise",
             help="A NaN/inf loss or gradient: 'raise' stops training naming the step; 'skip' drops the step with a warning.",
         )
+        parser.add_argument(
+            "--weight_averaging",
+            type=Literal["none", "ema", "swa"],
+            default="none",
+            help="Average the weights: 'ema' (moving average after every step) or 'swa' (equal average of epoch ends); "
+            "validation, checkpoints and the final model use the averaged weights.",
+        )
+        parser.add_argument("--ema_decay", type=float, default=0.999, help="--weight_averaging ema: the average's decay per step.")
+        parser.add_argument(
+            "--swa_epoch_start",
+            type=float,
+            default=0.75,
+            help="--weight_averaging swa: the first averaged epoch (0, 1, 2, ...) or a fraction of max_epochs between 0 and 1.",
+        )
 
     def _parse_ckpt_path(self) -> None:
         """Lightning's reading of a ``--ckpt_path`` checkpoint's hyperparameters into the config, with the file's
@@ -204,6 +221,11 @@ class ZooCLI(LightningCLI):
         if not ckpt_path or not Path(ckpt_path).is_file():
             return
         checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu")
+        if subcommand == "fit" and "current_model_state" in checkpoint and not self._averages(self.config[subcommand]):
+            raise ConfigError(
+                f"{ckpt_path} was written with weight averaging: its state_dict holds the averaged weights and the live "
+                "ones are kept apart. Resume it with the same --weight_averaging (ema or swa) to continue both."
+            )
         hparams = checkpoint_hparams(checkpoint, ckpt_path)
         if not hparams:
             return
@@ -280,6 +302,7 @@ class ZooCLI(LightningCLI):
         elif every and config.get("enable_checkpointing") is not False:
             added.append(LastCheckpoint(every_n_steps=every))
         added += self._fault_callbacks(callbacks)
+        added += self._averaging_callbacks(callbacks)
         if not any(isinstance(p, CheckpointIO) for p in _as_list(config.get("plugins"))) and "plugins" not in kwargs:
             kwargs["plugins"] = [*_as_list(config.get("plugins")), AtomicCheckpointIO()]
         if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
@@ -289,6 +312,21 @@ class ZooCLI(LightningCLI):
         if added:
             kwargs["callbacks"] = callbacks + added
         return super().instantiate_trainer(**kwargs)
+
+    @staticmethod
+    def _averages(config: Any) -> bool:
+        """Whether the run averages weights: ``--weight_averaging`` or a WeightAveraging callback in the trainer's."""
+        callbacks = (config.get("trainer") or {}).get("callbacks") or []
+        return config.get("weight_averaging", "none") != "none" or "WeightAveraging" in str(callbacks)
+
+    def _averaging_callbacks(self, callbacks: list) -> list:
+        """``--weight_averaging``'s callback (``zoo.training.weight_averaging.averaging_callback``)."""
+        mode = self._get(self.config, "weight_averaging") or "none"
+        try:
+            callback = averaging_callback(mode, callbacks, self._get(self.config, "ema_decay"), self._get(self.config, "swa_epoch_start"))
+        except ValueError as e:
+            raise ConfigError(f"--weight_averaging {mode}: {e}") from None
+        return [callback] if callback is not None else []
 
     def _fault_callbacks(self, callbacks: list) -> list:
         """The random generators' checkpointing and the non-finite loss guard, unless the config brings its own."""
