@@ -8,7 +8,7 @@ markers is touched.
   family, linking to the family's page;
 - docs/guides/training.md, ``recipes``: every ``configs/*.yaml`` with the model and the data it names;
 - docs/guides/pretrained.md, ``model-card``: the table of shipped weights (``render``);
-- docs/model-cards.md, ``model-cards``: one card per entry of ``checkpoints/manifest.json``.
+- docs/model-cards.md, ``model-cards``: one card per entry of the manifest (``zoo/hub/shipped/manifest.json``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 import zoo
+from zoo.hub.download import WEIGHTS_URL
 
 __all__ = [
     "END",
@@ -94,7 +95,7 @@ def render(manifest: dict[str, Any]) -> str:
     """The Markdown table of ``manifest``'s entries (sorted by name), or a line saying none ship yet."""
     entries = sorted(manifest.get("weights", []), key=lambda e: e["name"])
     if not entries:
-        return "No weights ship yet: `checkpoints/manifest.json` lists none."
+        return "No weights ship yet: the manifest lists none."
     rows = [_HEADER]
     for e in entries:
         r = e["reproduce"]
@@ -212,7 +213,7 @@ def render_model_cards(manifest: dict[str, Any]) -> str:
 
     entries = sorted(manifest.get("weights", []), key=lambda e: e["name"])
     if not entries:
-        return "No weights ship yet: `checkpoints/manifest.json` lists none."
+        return "No weights ship yet: the manifest lists none."
     cards = []
     for e in entries:
         r = e["reproduce"]
@@ -233,6 +234,7 @@ def render_model_cards(manifest: dict[str, Any]) -> str:
         facts += [
             ("parameters", f"{e['params']:,}"),
             ("files", f"`{e['file']}` ({_size(e['size_bytes'])}), `{e['config_file']}`"),
+            ("download", f"<{WEIGHTS_URL}{e['file']}> (on first use, into the cache)"),
             ("SHA-256", f"`{e['sha256']}`"),
             ("reproduce", f"`{r['command']}`"),
             ("epochs", epochs),
