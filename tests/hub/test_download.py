@@ -187,3 +187,14 @@ def test_the_progress_bar_shows_when_asked_and_not_on_a_pipe(packaged, tmp_path,
     download(packaged.server.url + FILE, tmp_path / "hidden" / FILE, sha)  # None: standard error is no terminal here
     assert capsys.readouterr().err == ""
     assert sha256_file(tmp_path / "hidden" / FILE) == sha
+
+
+@pytest.mark.parametrize("file", ["../../outside.safetensors", "sub/lenet5.tiny.safetensors", "/etc/passwd"])
+def test_a_manifest_file_name_with_a_path_is_refused_before_any_lookup_or_download(packaged, file):
+    manifest_path = zoo.hub.manifest.SHIPPED_DIR / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["weights"][0]["file"] = file
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(PretrainedWeightsCorrupt, match="the manifest's file names must be plain file names"):
+        load_pretrained(NAME)
+    assert packaged.server.requests == [] and files_in(packaged.cache) == []
