@@ -198,3 +198,11 @@ def test_a_manifest_file_name_with_a_path_is_refused_before_any_lookup_or_downlo
     with pytest.raises(PretrainedWeightsCorrupt, match="the manifest's file names must be plain file names"):
         load_pretrained(NAME)
     assert packaged.server.requests == [] and files_in(packaged.cache) == []
+
+
+def test_a_cache_folder_that_cannot_be_written_is_a_clear_error(packaged):
+    packaged.cache.parent.mkdir(parents=True, exist_ok=True)
+    packaged.cache.write_text("a file where the cache folder should be")
+    with pytest.raises(PretrainedWeightsUnavailable, match=rf"{NAME}: cannot write the download into {packaged.cache} .*set \$TORCH_HOME"):
+        load_pretrained(NAME)
+    assert packaged.server.requests == []

@@ -140,11 +140,18 @@ def download(
 
     Raises:
         DownloadFailed: offline, an HTTP error, a connection cut midway; nothing is left behind.
+        PretrainedWeightsUnavailable: the folder of ``dest`` cannot be written.
         PretrainedWeightsCorrupt: the file arrived whole but its SHA-256 differs; it is deleted, never parsed.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial")
+    except OSError as e:
+        raise PretrainedWeightsUnavailable(
+            f"{label or dest.name}: cannot write the download into {dest.parent} ({e.strerror or e}); set $TORCH_HOME to a "
+            f"writable folder, or put {dest.name} in $ZOO_WEIGHTS_DIR"
+        ) from None
     try:
         with os.fdopen(fd, "wb") as out:
             digest = _fetch(url, out, dest.name, progress, timeout)
