@@ -51,7 +51,7 @@ from zoo.models.generative.gan import GANModule
 __all__ = ["ExportRefused", "MAX_TOTAL_BYTES", "MAX_WEIGHTS_BYTES", "detect_hardware", "export_checkpoint", "main"]
 
 MAX_WEIGHTS_BYTES = 20_000_000  # per weights file (the 20 MB)
-MAX_TOTAL_BYTES = 100_000_000  # the whole weights directory (100 MB)
+MAX_TOTAL_BYTES = 100_000_000  # the weights files, configs and manifest together (100 MB)
 
 DESCRIPTION = (
     "Shipped pretrained weights: name 'arch.dataset', file, sha256, dataset, test metric and value, params, "
