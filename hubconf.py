@@ -5,7 +5,8 @@
     >>> model = torch.hub.load("/path/to/clone", "lenet5", source="local", num_classes=10)  # doctest: +SKIP
 
 Each entry point is ``zoo.create_model(name, pretrained=pretrained, **kwargs)``; ``zoo.list_pretrained()``
-lists the shipped weights. ``zoo`` is imported from the repository this file lives in.
+lists the shipped weights. ``zoo`` is imported from the repository this file lives in, and the weights files
+are read from its ``checkpoints/`` (else the download cache, else downloaded: ``zoo.hub.manifest``).
 """
 
 import sys as _sys

@@ -224,8 +224,11 @@ def _offline(*args, **kwargs):
 
 @pytest.fixture(autouse=True)
 def _no_network_and_private_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import zoo.hub.download
+
     monkeypatch.setattr(vision, "download_url", _offline)
     monkeypatch.setattr(vision, "download_and_extract_archive", _offline)
+    monkeypatch.setattr(zoo.hub.download, "urlopen", _offline)  # tests/hub/conftest.py's loopback server allows it again
     monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path / "data"))
 
 

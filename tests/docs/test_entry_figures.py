@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from zoo.hub.pretrained import read_manifest, weights_dir
+from zoo.hub.manifest import SHIPPED_DIR
+from zoo.hub.pretrained import read_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES = [REPO / "README.md", REPO / "BENCHMARKS.md", REPO / "checkpoints" / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
-SHIPPED = {e["name"]: e for e in read_manifest(weights_dir() / "manifest.json")["weights"]}
+SHIPPED = {e["name"]: e for e in read_manifest(SHIPPED_DIR / "manifest.json")["weights"]}
 
 # the entry's name in backticks, then within the same table cell or clause (no | or ;) and 60 characters: a percentage or a count
 PERCENT = re.compile(r"`(?P<name>[a-z0-9_]+\.[a-z0-9_]+)`[^|`%;]{0,60}?(?P<value>\d+(?:\.(?P<dec>\d+))?)%")

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def read_manifest() -> dict:
-    return json.loads((REPO / "checkpoints" / "manifest.json").read_text(encoding="utf-8"))
+    return json.loads((REPO / "zoo" / "hub" / "shipped" / "manifest.json").read_text(encoding="utf-8"))
 
 
 def test_every_generated_block_is_up_to_date():

@@ -15,6 +15,7 @@ from PIL import Image
 
 import zoo
 import zoo.hub.pretrained
+from zoo.hub.manifest import manifest_dir
 from zoo.hub.pretrained import (
     PretrainedWeightsCorrupt,
     PretrainedWeightsUnavailable,
@@ -81,9 +82,14 @@ def images(n: int = 4) -> torch.Tensor:
 def test_weights_dir_is_the_repository_checkpoints_unless_the_environment_says(monkeypatch, tmp_path):
     monkeypatch.delenv("ZOO_WEIGHTS_DIR", raising=False)
     assert weights_dir() == Path(zoo.__file__).resolve().parent.parent / "checkpoints"
+    assert manifest_dir() == Path(zoo.__file__).resolve().parent / "hub" / "shipped"  # package data
+    shipped = list_pretrained()
+    assert "resnet20.fashionmnist" in shipped
     monkeypatch.setenv("ZOO_WEIGHTS_DIR", str(tmp_path))
     assert weights_dir() == tmp_path
-    assert read_manifest()["weights"] == [] and list_pretrained() == []  # no manifest there: no entries
+    assert list_pretrained() == shipped  # no manifest there: a folder searched for the package's entries' files
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": 1, "description": "mine", "weights": []}))
+    assert manifest_dir() == tmp_path and read_manifest()["description"] == "mine" and list_pretrained() == []  # its own
 
 
 def test_a_manifest_of_another_format_is_refused(tmp_path, monkeypatch):

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from zoo.hub.pretrained import read_manifest, weights_dir
+from zoo.hub.manifest import SHIPPED_DIR
+from zoo.hub.pretrained import read_manifest
 from zoo.tools.results_tables import QUICKSTART_ENTRY, quickstart_lines
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED = {e["name"]: e for e in read_manifest(weights_dir() / "manifest.json")["weights"]}
+SHIPPED = {e["name"]: e for e in read_manifest(SHIPPED_DIR / "manifest.json")["weights"]}
 QUICK_S = 130  # "about two minutes": the recorded wall time of the training command
 QUICK = sorted(n for n, e in SHIPPED.items() if (e["reproduce"].get("wall_time_s") or float("inf")) <= QUICK_S)
 

@@ -1,4 +1,5 @@
-"""Every entry of checkpoints/manifest.json: its files match their SHA-256 and size, it loads with no
+"""Every entry of the package's manifest (zoo/hub/shipped/manifest.json, beside the entries' configs; the weights
+files in checkpoints/): its files match their SHA-256 and size, it loads with no
 pickle, its output on a fixed input is the stored one, a copy with one byte changed is refused before
 anything is parsed, and (``-m slow``, as CI runs it) its test metric is measured again within the
 manifest's tolerance.
@@ -25,11 +26,12 @@ from tests.conftest import require_real_data
 from datamodules import DataNotFoundError
 from zoo.evaluation import baselines
 from zoo.evaluation.shipped_metrics import evaluate, reference_matches, reference_output
-from zoo.hub.pretrained import PretrainedWeightsCorrupt, load_pretrained, read_manifest, sha256_file, weights_dir
+from zoo.hub.manifest import SHIPPED_DIR
+from zoo.hub.pretrained import PretrainedWeightsCorrupt, load_pretrained, read_manifest, sha256_file
 from zoo.tools.export import MAX_TOTAL_BYTES, MAX_WEIGHTS_BYTES, export_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED_DIR = weights_dir()
+FILES_DIR = REPO / "checkpoints"  # the weights files (release assets, not in the wheel); configs: SHIPPED_DIR
 SHIPPED = {e["name"]: e for e in read_manifest(SHIPPED_DIR / "manifest.json")["weights"]}
 FRESH = "fresh-export"
 
@@ -62,19 +64,20 @@ def fresh_export(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(params=[*SHIPPED, FRESH])
-def shipped(request, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, dict]:
-    """(weights directory, manifest row) of each shipped entry, and of the fresh export."""
+def shipped(request, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, dict]:
+    """(folder of the weights file, folder of the manifest and config, manifest row) of each shipped entry, and
+    of the fresh export (one folder for both)."""
     if request.param == FRESH:
         directory = request.getfixturevalue("fresh_export")
         monkeypatch.setenv("ZOO_WEIGHTS_DIR", str(directory))
-        return directory, read_manifest(directory / "manifest.json")["weights"][0]
-    return SHIPPED_DIR, SHIPPED[request.param]
+        return directory, directory, read_manifest(directory / "manifest.json")["weights"][0]
+    return FILES_DIR, SHIPPED_DIR, SHIPPED[request.param]
 
 
 @pytest.mark.parametrize("which", ["shipped", FRESH])
 def test_the_manifest_is_complete_and_lists_every_file(which, request):
-    directory = SHIPPED_DIR if which == "shipped" else request.getfixturevalue("fresh_export")
-    manifest = read_manifest(directory / "manifest.json")
+    files_dir, meta_dir = (FILES_DIR, SHIPPED_DIR) if which == "shipped" else (request.getfixturevalue("fresh_export"),) * 2
+    manifest = read_manifest(meta_dir / "manifest.json")
     names = [e["name"] for e in manifest["weights"]]
     assert names == sorted(set(names)), "entries are unique and sorted by name"
     listed = {"manifest.json"}
@@ -90,15 +93,18 @@ def test_the_manifest_is_complete_and_lists_every_file(which, request):
         if which == "shipped":
             assert (REPO / e["reproduce"]["config"]).is_file(), f"{e['name']}: its config {e['reproduce']['config']} is not in the repository"
         listed |= {e["file"], e["config_file"]}
-    on_disk = {p.name for p in directory.iterdir() if p.suffix in (".safetensors", ".json")}
+    on_disk = {p.name for d in (files_dir, meta_dir) for p in d.iterdir() if p.suffix in (".safetensors", ".json")}
     assert on_disk <= listed, f"files no entry lists: {sorted(on_disk - listed)}"
-    total = sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+    if which == "shipped":  # the package holds the manifest and configs; the weights files are the release assets
+        assert {p.name for p in meta_dir.iterdir()} == listed - {e["file"] for e in manifest["weights"]}
+        assert {p.name for p in files_dir.iterdir()} == {e["file"] for e in manifest["weights"]} | {"README.md"}
+    total = sum(p.stat().st_size for d in {files_dir, meta_dir} for p in d.rglob("*") if p.is_file())
     assert total <= MAX_TOTAL_BYTES
 
 
 def test_files_match_their_sha256_and_size(shipped):
-    directory, entry = shipped
-    weights, config = directory / entry["file"], directory / entry["config_file"]
+    files_dir, meta_dir, entry = shipped
+    weights, config = files_dir / entry["file"], meta_dir / entry["config_file"]
     assert sha256_file(weights) == entry["sha256"] and sha256_file(config) == entry["config_sha256"]
     assert weights.stat().st_size == entry["size_bytes"] <= MAX_WEIGHTS_BYTES
     recorded = json.loads(config.read_text())
@@ -110,7 +116,7 @@ def _no_pickle(*args, **kwargs):
 
 
 def test_loads_without_pickle_and_gives_the_stored_reference_output(shipped, monkeypatch):
-    _, entry = shipped
+    _, _, entry = shipped
     for target, attr in [(torch, "load"), (torch.serialization, "load"), (pickle, "load"), (pickle, "loads"), (pickle, "Unpickler")]:
         monkeypatch.setattr(target, attr, _no_pickle)
     model = load_pretrained(entry["name"])
@@ -122,9 +128,9 @@ def test_loads_without_pickle_and_gives_the_stored_reference_output(shipped, mon
 
 @pytest.mark.parametrize("which", ["file", "config_file"])
 def test_a_copy_with_one_byte_changed_is_refused_before_loading(shipped, which, tmp_path, monkeypatch):
-    directory, entry = shipped
-    for key in ("file", "config_file"):
-        shutil.copyfile(directory / entry[key], tmp_path / entry[key])
+    files_dir, meta_dir, entry = shipped
+    shutil.copyfile(files_dir / entry["file"], tmp_path / entry["file"])
+    shutil.copyfile(meta_dir / entry["config_file"], tmp_path / entry["config_file"])
     (tmp_path / "manifest.json").write_text(json.dumps({"format": 1, "description": "", "weights": [entry]}))
     damaged = tmp_path / entry[which]
     data = bytearray(damaged.read_bytes())

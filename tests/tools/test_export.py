@@ -382,3 +382,21 @@ def test_hardware_names_the_cuda_device_a_checkpoint_was_saved_from(tiny, monkey
     monkeypatch.setattr(export_tool.torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(export_tool.torch.cuda, "get_device_name", lambda *args: "NVIDIA H200")
     assert detect_hardware(tiny[0]) == "GPU: NVIDIA H200"
+
+
+# -- where an export goes -----------------------------------------------------------------------------------
+def test_by_default_the_export_joins_the_shipped_layout(tiny, tmp_path, monkeypatch, stub_metric):
+    """The weights file into the repository's checkpoints/ (a release asset), the config and the manifest row into
+    the package's zoo/hub/shipped/ (in the wheel); here both folders are stand-ins in tmp_path."""
+    checkpoints, shipped = tmp_path / "clone" / "checkpoints", tmp_path / "clone" / "zoo" / "hub" / "shipped"
+    monkeypatch.setattr(export_tool, "repository_checkpoints", lambda: checkpoints)
+    monkeypatch.setattr(export_tool, "SHIPPED_DIR", shipped)
+    monkeypatch.delenv("ZOO_WEIGHTS_DIR", raising=False)
+    entry = export_checkpoint(tiny[0], name="lenet5.digits", config=tiny[1])
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["lenet5.digits.safetensors"]  # no staging folder left
+    assert sorted(p.name for p in shipped.iterdir()) == ["lenet5.digits.json", "manifest.json"]
+    assert json.loads((shipped / "manifest.json").read_text())["weights"] == [entry]
+
+    monkeypatch.setattr(export_tool, "repository_checkpoints", lambda: None)  # an installed package: no layout to add to
+    with pytest.raises(ExportRefused, match=r"an installed package, not a clone.*pass --out DIR"):
+        export_checkpoint(tiny[0], name="lenet5.digits", config=tiny[1], force=True)

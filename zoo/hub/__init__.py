@@ -4,6 +4,8 @@
 ``checkpoint``  ``load_checkpoint(path)``: a training checkpoint, weights only
 ``pretrained``  ``load_pretrained`` / ``list_pretrained``: the shipped safetensors entries; ``load_trained``, the one
                 resolver of "entry name or path"
+``manifest``    the manifest of the shipped entries (package data, ``shipped/``) and where their weights files are
+``download``    the weights files' URL (the release assets, or ``$ZOO_WEIGHTS_URL``), the cache, the checked download
 ``finetune``    ``apply_pretrained(model, source)``: a built model takes a source's weights (``pretrained=``)
 ``imagenet``    torchvision's ImageNet weights (``create_model("resnet18", weights="DEFAULT")``)
 ``folder``      Hugging Face folders behind ``model.save_pretrained`` / ``Model.from_pretrained`` / ``push_to_hub``

@@ -37,7 +37,7 @@ import torchvision
 from torch import Tensor
 
 from zoo.core.image import ImageClassifier, ImagePreprocessing
-from zoo.hub.pretrained import PretrainedWeightsCorrupt, PretrainedWeightsUnavailable, sha256_file
+from zoo.hub.download import PretrainedWeightsCorrupt, PretrainedWeightsUnavailable, sha256_file
 
 __all__ = [
     "ImageNetWeights",

@@ -1,26 +1,25 @@
-"""The zoo's shipped weights: ``checkpoints/manifest.json`` and one safetensors file per entry.
+"""The zoo's shipped weights: one safetensors file per entry of the manifest, loaded with its config.
 
     >>> zoo.list_pretrained("resnet*")                                              # doctest: +SKIP
-    ['resnet20.fashionmnist', 'resnet56.fashionmnist']
-    >>> model = zoo.load_pretrained("resnet20.fashionmnist")                        # doctest: +SKIP
+    ['resnet20.fashionmnist', 'resnet32.fashionmnist']
+    >>> zoo.list_pretrained(cached=True)                # the entries whose file is here already  # doctest: +SKIP
+    >>> model = zoo.load_pretrained("resnet20.fashionmnist")   # downloaded on first use   # doctest: +SKIP
     >>> model = zoo.create_model("resnet20", pretrained="fashionmnist", num_classes=5, in_channels=3)  # doctest: +SKIP
 
-An entry ``<arch>.<dataset>`` is two files in the weights directory (``$ZOO_WEIGHTS_DIR``, else the
-repository's ``checkpoints/``): ``<name>.safetensors`` (the state dict) and ``<name>.json`` (the zoo class
-and its constructor arguments: preprocessing, class names, tokenizers). The manifest records the SHA-256
-of both; loading checks both hashes before reading either, builds the class found among the zoo's own
-(``zoo.resolve_model_class``; nothing named in a file is imported) and reads the tensors with
-``safetensors`` (no pickle). A ``.safetensors`` path with its ``.json`` beside it loads the same way,
-without a manifest to check it against.
+An entry ``<arch>.<dataset>`` is two files: ``<name>.json`` (the zoo class and its constructor arguments:
+preprocessing, class names, tokenizers), which ships in the package beside the manifest, and
+``<name>.safetensors`` (the state dict), which is found on this machine or downloaded into a cache
+(``zoo.hub.manifest`` says where, in which order). The manifest records the SHA-256 of both; loading checks
+both hashes before reading either, builds the class found among the zoo's own (``zoo.resolve_model_class``;
+nothing named in a file is imported) and reads the tensors with ``safetensors`` (no pickle). A
+``.safetensors`` path with its ``.json`` beside it loads the same way, without a manifest to check it against.
 
-torchvision's ImageNet weights (``create_model("resnet18", weights="DEFAULT")``) live in ``zoo.imagenet``.
+torchvision's ImageNet weights (``create_model("resnet18", weights="DEFAULT")``) live in ``zoo.hub.imagenet``.
 """
 
 from __future__ import annotations
 
 import difflib
-import fnmatch
-import hashlib
 import json
 import logging
 import os
@@ -34,11 +33,26 @@ import torch
 from zoo.core.base import ZooModule
 from zoo.core.registry import list_models
 from zoo.hub.checkpoint import build_from_file, load_checkpoint, resolve_model_class
+from zoo.hub.download import PretrainedWeightsCorrupt, PretrainedWeightsUnavailable, sha256_file
+from zoo.hub.manifest import (
+    FORMAT,
+    _entries,
+    _unknown,
+    config_file,
+    is_cached,
+    is_pretrained_name,
+    list_pretrained,
+    pretrained_entry,
+    read_manifest,
+    weights_dir,
+    weights_file,
+)
 
 __all__ = [
     "PretrainedWeightsCorrupt",
     "PretrainedWeightsUnavailable",
     "UnknownWeightsSource",
+    "is_cached",
     "is_pretrained_name",
     "list_pretrained",
     "load_pretrained",
@@ -52,89 +66,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
 _NAME = re.compile(r"[a-z0-9_]+\.[a-z0-9_]+")
 # Arguments that change a loaded model after its weights are in, instead of before it is built.
 _ADAPTERS = ("num_classes", "in_channels")
-
-
-class PretrainedWeightsUnavailable(RuntimeError):
-    """A weights file is not where it should be (or cannot be downloaded); the message says where to put it."""
-
-
-class PretrainedWeightsCorrupt(PretrainedWeightsUnavailable):
-    """A weights or config file does not match its recorded SHA-256, or is not a plain weights file."""
-
-
-def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-# -- the manifest ----------------------------------------------------------------------------------------
-def weights_dir() -> Path:
-    """``$ZOO_WEIGHTS_DIR`` if set, else ``checkpoints/`` at the root of the repository holding ``zoo``."""
-    env = os.environ.get("ZOO_WEIGHTS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "checkpoints"
-
-
-def read_manifest(path: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The manifest (``<weights dir>/manifest.json`` by default); an absent file is an empty manifest."""
-    path = Path(path) if path is not None else weights_dir() / "manifest.json"
-    if not path.is_file():
-        return {"format": FORMAT, "description": "", "weights": []}
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("weights"), list):
-        raise ValueError(f"{path} is not a format-{FORMAT} zoo manifest ({{'format': 1, 'weights': [...]}})")
-    return manifest
-
-
-def _entries() -> dict[str, dict[str, Any]]:
-    return {entry["name"]: entry for entry in read_manifest()["weights"]}
-
-
-def list_pretrained(pattern: str = "*") -> list[str]:
-    """Sorted names of the shipped entries matching a shell-style ``pattern`` (``"resnet*"``, ``"*.fashionmnist"``)."""
-    return sorted(n for n in _entries() if fnmatch.fnmatchcase(n, pattern))
-
-
-def pretrained_entry(name: str) -> dict[str, Any]:
-    """The manifest row of entry ``name``; a ``KeyError`` listing close matches and every entry otherwise."""
-    entries = _entries()
-    if name in entries:
-        return entries[name]
-    raise _unknown(name, entries)
-
-
-def _unknown(name: str, entries: dict[str, Any]) -> KeyError:
-    close = difflib.get_close_matches(name, entries, n=3)
-    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-    known = ", ".join(sorted(entries)) or f"none (the manifest in {weights_dir()} lists no weights)"
-    return KeyError(f"no pretrained weights named {name!r}.{hint} Available: {known}")
-
-
-def is_pretrained_name(name: Any) -> bool:
-    """Whether ``name`` is the name of an entry in the manifest."""
-    return isinstance(name, str) and name in _entries()
-
-
-# -- loading ----------------------------------------------------------------------------------------------
-def _check_file(path: Path, sha256: str, name: str) -> None:
-    if not path.is_file():
-        raise PretrainedWeightsUnavailable(
-            f"{name}: {path.name} is missing; it should be at {path} (the weights directory is $ZOO_WEIGHTS_DIR, "
-            f"else the repository's checkpoints/; a clone without its weights files lacks it)"
-        )
-    digest = sha256_file(path)
-    if digest != sha256:
-        raise PretrainedWeightsCorrupt(
-            f"{path} does not match the manifest: its SHA-256 is {digest}, the manifest says {sha256}. "
-            f"The file is damaged or was replaced, and nothing of {name} was loaded."
-        )
 
 
 def _read_config(path: Path) -> dict[str, Any]:
@@ -185,6 +119,9 @@ def _build_and_load(config: dict[str, Any], config_path: Path, weights: Path, ov
 def load_pretrained(name_or_path: str | os.PathLike, *, map_location: str | torch.device = "cpu", **overrides: Any) -> ZooModule:
     """A shipped entry (``"resnet20.fashionmnist"``), or a ``.safetensors`` file with its ``.json`` beside it, in eval mode.
 
+    An entry's weights file is downloaded on first use (``zoo.hub.manifest``: $ZOO_WEIGHTS_DIR, the repository's
+    checkpoints/ and the cache are looked at first).
+
     Args:
         name_or_path: an entry name from ``list_pretrained()``, or a path to a ``.safetensors`` file.
         map_location: device the weights are loaded to and the model is moved to.
@@ -194,18 +131,16 @@ def load_pretrained(name_or_path: str | os.PathLike, *, map_location: str | torc
 
     Raises:
         KeyError: an unknown entry name (the message lists the entries).
-        PretrainedWeightsUnavailable: a file of the entry is missing (the message says where it should be).
-        PretrainedWeightsCorrupt: a file does not match the SHA-256 the manifest records; nothing was read.
+        PretrainedWeightsUnavailable: the weights file is not on this machine and cannot be downloaded (the
+            message names the URL and the folder to put the file in).
+        PretrainedWeightsCorrupt: a file does not match the SHA-256 the manifest records; nothing was read (a
+            download or a cached file that differs is deleted).
     """
     path = Path(name_or_path)
     if isinstance(name_or_path, str) and is_pretrained_name(name_or_path):
         entry = pretrained_entry(name_or_path)
-        if any(Path(entry[k]).name != entry[k] for k in ("file", "config_file")):
-            raise PretrainedWeightsCorrupt(f"{name_or_path}: the manifest's file names must be plain names in the weights directory")
-        root = weights_dir()
-        weights, config_path = root / entry["file"], root / entry["config_file"]
-        _check_file(weights, entry["sha256"], name_or_path)  # both hashes before either file is parsed
-        _check_file(config_path, entry["config_sha256"], name_or_path)
+        config_path = config_file(entry)  # both hashes checked before either file is parsed
+        weights = weights_file(entry)
         config = _read_config(config_path)
         if config.get("zoo_class") != entry.get("zoo_class", config.get("zoo_class")):
             raise PretrainedWeightsCorrupt(f"{config_path} names {config.get('zoo_class')}, the manifest {entry['zoo_class']}")

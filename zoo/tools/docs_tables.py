@@ -8,9 +8,9 @@ markers is touched.
   family, linking to the family's page;
 - docs/guides/training.md, ``recipes``: every ``configs/*.yaml`` with the model and the data it names;
 - docs/guides/pretrained.md, ``model-card``: the table of shipped weights (``render``);
-- docs/model-cards.md, ``model-cards``: one card per entry of ``checkpoints/manifest.json``;
-- README.md ``quickstart-output`` and docs/guides/training.md ``recipe-results``: result figures, from the
-  manifest (``zoo.tools.results_tables``).
+- docs/model-cards.md, ``model-cards``: one card per entry of the manifest (``zoo/hub/shipped/manifest.json``);
+- README.md ``quickstart-output``, docs/guides/training.md ``recipe-results`` and the family pages' ``results``:
+  result figures, from the manifest (``zoo.tools.results_tables``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 import zoo
+from zoo.hub.download import WEIGHTS_URL
 from zoo.tools.results_tables import format_value as _value
 from zoo.tools.results_tables import render_quickstart, render_recipe_results
 
@@ -85,7 +86,7 @@ def render(manifest: dict[str, Any]) -> str:
     """The Markdown table of ``manifest``'s entries (sorted by name), or a line saying none ship yet."""
     entries = sorted(manifest.get("weights", []), key=lambda e: e["name"])
     if not entries:
-        return "No weights ship yet: `checkpoints/manifest.json` lists none."
+        return "No weights ship yet: the manifest lists none."
     rows = [_HEADER]
     for e in entries:
         r = e["reproduce"]
@@ -203,7 +204,7 @@ def render_model_cards(manifest: dict[str, Any]) -> str:
 
     entries = sorted(manifest.get("weights", []), key=lambda e: e["name"])
     if not entries:
-        return "No weights ship yet: `checkpoints/manifest.json` lists none."
+        return "No weights ship yet: the manifest lists none."
     cards = []
     for e in entries:
         r = e["reproduce"]
@@ -224,6 +225,7 @@ def render_model_cards(manifest: dict[str, Any]) -> str:
         facts += [
             ("parameters", f"{e['params']:,}"),
             ("files", f"`{e['file']}` ({_size(e['size_bytes'])}), `{e['config_file']}`"),
+            ("download", f"<{WEIGHTS_URL}{e['file']}> (on first use, into the cache)"),
             ("SHA-256", f"`{e['sha256']}`"),
             ("reproduce", f"`{r['command']}`"),
             ("epochs", epochs),

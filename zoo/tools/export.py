@@ -7,22 +7,27 @@
 
 The checkpoint loads through ``zoo.load_checkpoint``; its test metric is measured with
 ``zoo.evaluation.evaluate`` on the test split that the config's ``data:`` section describes; then
-``<name>.safetensors`` and ``<name>.json`` (``zoo.pretrained.save_pretrained``) and the manifest row
+``<name>.safetensors`` and ``<name>.json`` (``zoo.hub.pretrained.save_pretrained``) and the manifest row
 (sha256s, size, parameters, dataset, metric with its tolerance, reference output, and what reproduces it:
-config, command, epochs, wall time, hardware, versions, date) are written into the weights directory.
+config, command, epochs, wall time, hardware, versions, date) are written:
+
+* by default, into the repository's shipped layout: the weights file into ``checkpoints/``, the config and the
+  manifest row into the package's ``zoo/hub/shipped/`` (which the wheel ships); ``python -m zoo.tools.release``
+  then collects the weights files to upload as release assets;
+* with ``--out DIR`` (or ``$ZOO_WEIGHTS_DIR`` set), all three into ``DIR``: a weights folder of your own, which
+  ``$ZOO_WEIGHTS_DIR=DIR`` loads.
 
 * An existing entry is replaced only when the new metric is strictly better (``--force`` overrides);
   the old files stay in git history.
 * A classifier below its dataset's linear baseline plus 2 points (``zoo.evaluation.baselines``) is refused,
   ``--force`` or not.
-* A weights file over ``MAX_WEIGHTS_BYTES`` (20 MB) or a weights directory over ``MAX_TOTAL_BYTES``
-  (100 MB) is refused.
+* A weights file over ``MAX_WEIGHTS_BYTES`` (20 MB) or weights over ``MAX_TOTAL_BYTES`` (100 MB) in all is refused.
 * A checkpoint written with weight averaging (``--weight_averaging ema|swa``) is exported with its averaged weights,
   and the row records it: ``"weight_averaging": {"method": "ema", "decay": 0.999}`` (None: plain weights).
 * ``--hf-folder DIR`` also writes the entry as a Hugging Face folder (``config.json``, ``model.safetensors``, a
   ``README.md`` card with the measured metric: ``zoo.hub.folder``); without a checkpoint, ``zoo-export --name
   resnet20.fashionmnist --hf-folder DIR`` writes a shipped entry in that form.
-* Nothing is half-written: the files are prepared in a staging folder beside the manifest and moved into
+* Nothing is half-written: the files are prepared in a staging folder beside the weights and moved into
   place with ``os.replace``, the manifest last; a failure while moving puts the previous files back.
 """
 
@@ -48,14 +53,15 @@ from zoo.evaluation.baselines import check_shipping_bar
 from zoo.evaluation.shipped_metrics import DEFAULT_JUDGE, GAN_SAMPLES, evaluate, is_better, reference_output, summarize_reference
 from zoo.hub.checkpoint import load_checkpoint
 from zoo.hub.folder import save_entry_folder, save_folder
-from zoo.hub.pretrained import pretrained_entry, read_manifest, save_pretrained, sha256_file, weights_dir
+from zoo.hub.manifest import SHIPPED_DIR, repository_checkpoints
+from zoo.hub.pretrained import pretrained_entry, read_manifest, save_pretrained, sha256_file
 from zoo.models.generative.gan import GANModule
 from zoo.training.weight_averaging import averaging_record
 
 __all__ = ["ExportRefused", "MAX_TOTAL_BYTES", "MAX_WEIGHTS_BYTES", "detect_hardware", "export_checkpoint", "main"]
 
 MAX_WEIGHTS_BYTES = 20_000_000  # per weights file (the issue's 20 MB)
-MAX_TOTAL_BYTES = 100_000_000  # the whole weights directory (100 MB)
+MAX_TOTAL_BYTES = 100_000_000  # the weights files, configs and manifest together (100 MB)
 
 DESCRIPTION = (
     "Shipped pretrained weights: name 'arch.dataset', file, sha256, dataset, test metric and value, params, "
@@ -185,6 +191,20 @@ def selection(raw: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def _destinations(out: str | os.PathLike | None) -> tuple[Path, Path]:
+    """(folder of the weights file, folder of the config and manifest) for ``out``."""
+    out = out if out is not None else os.environ.get("ZOO_WEIGHTS_DIR")
+    if out:
+        return Path(out), Path(out)
+    checkpoints = repository_checkpoints()
+    if checkpoints is None:
+        raise ExportRefused(
+            "this zoo is an installed package, not a clone of the repository, so it has no shipped layout to add to: "
+            "pass --out DIR (a weights folder of your own, which $ZOO_WEIGHTS_DIR=DIR then loads)"
+        )
+    return checkpoints, SHIPPED_DIR
+
+
 def export_checkpoint(
     checkpoint: str | os.PathLike,
     *,
@@ -215,7 +235,8 @@ def export_checkpoint(
         target: the metric's target; the row records whether it was reached.
         target_reference: the public result behind the target ("ResNet-18 94.9%").
         notes: free text for the row.
-        out: the weights directory (default ``zoo.pretrained.weights_dir()``).
+        out: a weights folder of its own for all three files (default ``$ZOO_WEIGHTS_DIR``, else the repository's
+            shipped layout: ``checkpoints/`` for the weights, ``zoo/hub/shipped/`` for the config and manifest).
         force: replace an entry even when the new metric is not better.
         classifier: GANs: the shipped classifier entry that judges the samples (default ``resnet20.fashionmnist``).
 
@@ -227,7 +248,7 @@ def export_checkpoint(
     import lightning
 
 
-    out = Path(out) if out is not None else weights_dir()
+    files_dir, meta_dir = _destinations(out)
     if not re.fullmatch(r"[a-z0-9_]+\.[a-z0-9_]+", name):
         raise ExportRefused(f"an entry name is '<arch>.<dataset>' in lower-case letters, digits and '_', got {name!r}")
     arch = name.split(".")[0]
@@ -255,7 +276,7 @@ def export_checkpoint(
     if below_bar is not None:  # not even --force ships it
         raise ExportRefused(f"{name}: {below_bar}")
 
-    manifest = read_manifest(out / "manifest.json")
+    manifest = read_manifest(meta_dir / "manifest.json")
     previous = next((e for e in manifest["weights"] if e["name"] == name), None)
     if previous is not None and not force:
         old = previous["metric"]
@@ -267,8 +288,9 @@ def export_checkpoint(
                 f"the shipped entry is kept (--force replaces it anyway)"
             )
 
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out, prefix=".export-"))
+    files_dir.mkdir(parents=True, exist_ok=True)
+    meta_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=files_dir, prefix=".export-"))
     try:
         weights, config_file = save_pretrained(model, staging, name)
         size = weights.stat().st_size
@@ -311,10 +333,11 @@ def export_checkpoint(
         text = json.dumps({"format": 1, "description": manifest.get("description") or DESCRIPTION, "weights": rows}, indent=2, allow_nan=False)
         staged_manifest = staging / "manifest.json"
         staged_manifest.write_text(text + "\n", encoding="utf-8")
-        dests = [out / weights.name, out / config_file.name, out / "manifest.json"]
-        total = _dir_bytes(out, skip=set(dests)) + sum(p.stat().st_size for p in (weights, config_file, staged_manifest))
+        dests = [files_dir / weights.name, meta_dir / config_file.name, meta_dir / "manifest.json"]
+        kept = sum(_dir_bytes(d, skip=set(dests)) for d in {files_dir, meta_dir})
+        total = kept + sum(p.stat().st_size for p in (weights, config_file, staged_manifest))
         if total > MAX_TOTAL_BYTES:
-            raise ExportRefused(f"the weights directory would hold {total:,} bytes with {name}; the limit is {MAX_TOTAL_BYTES:,}")
+            raise ExportRefused(f"the shipped weights would be {total:,} bytes with {name}; the limit is {MAX_TOTAL_BYTES:,}")
         _install(list(zip([weights, config_file, staged_manifest], dests)), staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -335,7 +358,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--target-reference", help="the public result behind the target")
     parser.add_argument("--notes", help="free text for the manifest row")
     parser.add_argument("--classifier", help="GANs: the shipped classifier entry that judges the samples (default resnet20.fashionmnist)")
-    parser.add_argument("--out", help="weights directory (default $ZOO_WEIGHTS_DIR, else checkpoints/)")
+    parser.add_argument(
+        "--out", help="a weights folder of your own for the weights, config and manifest (default $ZOO_WEIGHTS_DIR, "
+        "else the repository's checkpoints/ for the weights and zoo/hub/shipped/ for the config and manifest)"
+    )  # fmt: skip
     parser.add_argument("--force", action="store_true", help="replace an existing entry even when the metric is not better")
     args = parser.parse_args(argv)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)

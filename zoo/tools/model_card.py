@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from zoo.hub.pretrained import read_manifest
+from zoo.hub.manifest import SHIPPED_DIR, read_manifest
 from zoo.tools.docs_tables import END, START, format_metric, render, update
 from zoo.tools.docs_tables import replace_card_block as replace_block
 
@@ -32,10 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m zoo.tools.model_card", description="Generate the tables of README.md and docs/.")
     parser.add_argument("--check", action="store_true", help="exit 1 when a generated block is out of date, writing nothing")
     parser.add_argument("--root", default=str(ROOT), help="the repository holding README.md, docs/ and configs/ (default: this one)")
-    parser.add_argument("--manifest", help="the manifest (default: the weights directory's manifest.json)")
+    parser.add_argument("--manifest", help="the manifest (default: the package's, zoo/hub/shipped/manifest.json)")
     args = parser.parse_args(argv)
 
-    stale = update(Path(args.root), read_manifest(args.manifest), check=args.check)
+    stale = update(Path(args.root), read_manifest(args.manifest or SHIPPED_DIR / "manifest.json"), check=args.check)
     for path in stale:
         if args.check:
             print(f"{path} is out of date: run python -m zoo.tools.model_card", file=sys.stderr)

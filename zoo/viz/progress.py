@@ -2,8 +2,8 @@
 
 ``progress_bar`` is tqdm (a Lightning dependency) writing to standard error: shown on a terminal, hidden
 when standard error is not one (logs, pipes, CI), and forced on or off with ``progress=True`` / ``False``.
-Downloads already show one: torchvision's ``download_url`` (the datasets) and ``torch.hub.download_url_to_file``
-(ImageNet weights, ``progress=True``).
+Downloads already show one: torchvision's ``download_url`` (the datasets), ``torch.hub.download_url_to_file``
+(ImageNet weights, ``progress=True``) and ``zoo.hub.download`` (the zoo's own weights, this bar).
 """
 
 from __future__ import annotations
@@ -26,7 +26,13 @@ def show_progress(progress: bool | None) -> bool:
 
 
 def progress_bar(
-    iterable: Iterable[Any] | None = None, *, total: int | None = None, desc: str = "", unit: str = "it", progress: bool | None = None
+    iterable: Iterable[Any] | None = None,
+    *,
+    total: int | None = None,
+    desc: str = "",
+    unit: str = "it",
+    unit_scale: bool = False,
+    progress: bool | None = None,
 ) -> tqdm:
     """A tqdm bar on standard error over ``iterable`` (or updated by hand up to ``total``).
 
@@ -34,10 +40,14 @@ def progress_bar(
         iterable: what to iterate over; None for a bar advanced with ``update(n)``.
         total: number of items (default: ``len(iterable)`` when it has one).
         desc: the label in front of the bar.
-        unit: what one item is ("batch", "episode", "image").
+        unit: what one item is ("batch", "episode", "image", "B").
+        unit_scale: counts with k, M, G prefixes (a download's bytes: "6.76MB").
         progress: True shows the bar, False hides it, None shows it on a terminal only.
     """
-    return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, disable=not show_progress(progress), leave=False, dynamic_ncols=True)
+    return tqdm(
+        iterable, total=total, desc=desc, unit=unit, unit_scale=unit_scale, file=sys.stderr,
+        disable=not show_progress(progress), leave=False, dynamic_ncols=True,
+    )  # fmt: skip
 
 
 def loop_progress(progress: bool | None, trainer: Any) -> bool:
