@@ -25,7 +25,10 @@ from zoo.tools.results_tables import QUICKSTART_ENTRY, quickstart_lines
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = {e["name"]: e for e in read_manifest(SHIPPED_DIR / "manifest.json")["weights"]}
 QUICK_S = 130  # "about two minutes": the recorded wall time of the training command
-QUICK = sorted(n for n, e in SHIPPED.items() if (e["reproduce"].get("wall_time_s") or float("inf")) <= QUICK_S)
+# ...and these, whose commands take well under two minutes on a quiet 2-core CPU even where the recorded wall
+# time was measured beside other work
+ALWAYS = {"lenet5.digits", "dqn.cartpole", "lstm_forecaster.co2"}
+QUICK = sorted(n for n, e in SHIPPED.items() if n in ALWAYS or (e["reproduce"].get("wall_time_s") or float("inf")) <= QUICK_S)
 
 
 def printed_metric(output: str, name: str) -> float:

@@ -337,6 +337,18 @@ def test_gan_metrics_are_seeded_and_judged_by_the_classifier(vision_root):
     assert unconditional["tolerance"] == pytest.approx(max(0.01 * unconditional["value"], 1e-3), rel=1e-3)  # 1%, at least 0.001
 
 
+def test_vae_metric_is_the_importance_sampled_log_likelihood_with_the_elbo(vision_root):
+    data = {"class_path": "datamodules.FashionMNISTDataModule", "init_args": {"data_dir": str(vision_root.root), "val_fraction": 0.0}}
+    torch.manual_seed(0)
+    vae = zoo.create_model("vae", hidden_sizes=[32], latent_dim=4, iw_samples=8)
+    first, again = evaluate(vae, data), evaluate(vae, data)
+    assert first["name"] == "test/log_likelihood_iw" and first["higher_is_better"] and first["tolerance"] == 0.1
+    assert first["value"] == again["value"] and first["elbo"] == first["metrics"]["test/elbo"]
+    assert first["elbo"] <= first["value"] < 0  # log-likelihoods in nats: the ELBO bounds the k-sample estimate from below
+    ae = evaluate(zoo.create_model("autoencoder"), data)  # the plain autoencoders keep PSNR
+    assert ae["name"] == "test/psnr" and "elbo" not in ae
+
+
 # -- the shipped-weights table of docs/guides/pretrained.md -----------------------------------------------
 def test_pretrained_page_table_equals_the_manifest():
     from zoo.hub.pretrained import read_manifest

@@ -58,6 +58,8 @@ def format_metric(entry: dict[str, Any]) -> str:
     text = f"{m['name']} {_value(m['name'], m['value'])}"
     if "baseline" in m:
         text += f" (last-value forecast: {_value(m['name'], m['baseline']['value'])})"
+    if "elbo" in m:
+        text += f" (ELBO {_value('test/elbo', m['elbo'])})"
     if "judge" in m:
         text += f", judged by `{m['judge']['name']}`"
     target = entry.get("target")

@@ -268,6 +268,8 @@ def export_checkpoint(
     measured = evaluate(model, data, classifier=judge)
     metric = {k: measured[k] for k in ("name", "value", "higher_is_better", "tolerance")}
     metric["value"] = round(float(measured["value"]), 6)
+    if "elbo" in measured:
+        metric["elbo"] = round(float(measured["elbo"]), 6)
     if "baseline" in measured:
         metric["baseline"] = {k: round(v, 6) if isinstance(v, float) else v for k, v in measured["baseline"].items()}
     if judge is not None:

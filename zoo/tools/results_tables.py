@@ -32,6 +32,8 @@ def format_value(name: str, value: float) -> str:
         return f"{value:.2f} dB"
     if short == "return":
         return f"{value:.1f}"
+    if short in ("log_likelihood_iw", "elbo"):
+        return f"{value:.1f} nats"
     return f"{value:.4g}"
 
 
