@@ -257,7 +257,7 @@ class FashionMNISTDataModule(_IDXDataModule):
     torchvision_dataset = FashionMNIST
     system_dirs = ("/usr/share/datasets/fashion-mnist",)
     install_hint = "apt-get install dataset-fashion-mnist (Debian/Ubuntu)"
-    # Statistics of the 60,000 training images (tests/test_vision.py checks them on the real files).
+    # Statistics of the 60,000 training images (tests/datamodules/test_vision_data.py checks them on the real files).
     mean = (0.2860,)
     std = (0.3530,)
 

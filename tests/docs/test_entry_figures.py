@@ -1,4 +1,4 @@
-"""A figure that a page quotes next to a shipped entry's name is the manifest's.
+"""A figure that a page quotes next to a shipped entry's name is the manifest's, and a test file that a page names exists.
 
 Prose cannot be generated everywhere; where a sentence or a table cell names a shipped entry (in backticks,
 ``resnet20.fashionmnist``) and then gives a percentage or a parameter count, this test holds it to the
@@ -50,3 +50,13 @@ def test_a_figure_quoted_next_to_an_entry_is_the_manifests(page, line, kind, ent
     decimals = len(figure.split(".")[1]) if "." in figure else 0
     expected = f"{100 * row['metric']['value']:.{decimals}f}"
     assert figure == expected, f"{page}:{line}: {entry}'s {row['metric']['name']} is {expected}% in the manifest, the page says {figure}%"
+
+
+def test_every_test_file_a_page_or_docstring_names_exists():
+    """Pages and docstrings point readers at the tests that prove a claim; the path must still be there."""
+    sources = [*PAGES, *sorted((REPO / "configs").glob("*.yaml")), *sorted((REPO / "zoo").rglob("*.py")),
+               *sorted((REPO / "datamodules").rglob("*.py"))]  # fmt: skip
+    named = {(str(p.relative_to(REPO)), m) for p in sources for m in re.findall(r"tests/[A-Za-z0-9_/]*\.py", p.read_text(encoding="utf-8"))}
+    assert len(named) > 20  # the scan sees the pages' references
+    missing = sorted(f"{page}: {path}" for page, path in named if not (REPO / path).is_file())
+    assert not missing, "pages name test files that do not exist:\n" + "\n".join(missing)

@@ -1,7 +1,7 @@
 """Cheap builds of the registry's large networks: the same layers and depth, narrow and on small images.
 
 ``create_model(name, **REDUCED[name])`` builds in milliseconds and runs a batch in a fraction of a second,
-so the registry-wide tests (tests/test_models.py, test_finetune.py, test_checkpoint.py) and the inference
+so the registry-wide tests (tests/models/test_models.py, test_finetune.py, test_checkpoint.py) and the inference
 benchmark (``zoo.bench``) cover every architecture, ImageNet networks included. Their full-size
 configurations are tested in each family's own test file (parameter counts, 224 px forwards, torchvision's
 weights).

@@ -34,7 +34,7 @@ ONNX has two exporters in torch: the TorchScript tracer (``dynamo=False``; depre
 shipped) and the ``torch.export``-based one (``dynamo=True``, torch's default since 2.9). The default here,
 ``dynamo=None``, takes the tracer, 2-30x cheaper on these models (CPU seconds: ResNet-20 0.9 vs 2.7, the
 LSTM 0.1 vs 3.9, ResNet-50 4.5 vs 7.1), and the dynamo exporter where the tracer cannot do the job. Both
-give PyTorch's outputs within 1e-4 of their scale at any batch size (tests/test_deploy.py).
+give PyTorch's outputs within 1e-4 of their scale at any batch size (tests/serving/test_deploy.py).
 """
 
 from __future__ import annotations
