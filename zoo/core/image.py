@@ -175,6 +175,14 @@ class ImageClassifier(ImageInputModule, ClassifierModule):
         self.hparams.freeze_backbone = True
         for name, p in self.named_parameters():
             p.requires_grad_(name.startswith("head."))
+        self.train(self.training)  # its batch norms to eval mode now: the Trainer does not call train() at fit start
+
+    def unfreeze_backbone_(self) -> None:
+        """Undo ``freeze_backbone_``: every parameter takes gradients and the batch norms train again (in train mode)."""
+        self.freeze_backbone = False
+        self.hparams.freeze_backbone = False
+        self.requires_grad_(True)
+        self.train(self.training)
 
     def train(self, mode: bool = True) -> ImageClassifier:
         """As ``nn.Module.train``, but a frozen backbone's batch norms stay in eval mode: a fixed feature extractor."""
