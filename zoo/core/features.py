@@ -51,10 +51,6 @@ class FeatureStage:
     def info(self) -> dict[str, Any]:
         return {"num_chs": self.num_chs, "reduction": self.reduction, "module": self.module}
 
-    def owns(self, param_name: str) -> bool:
-        """Whether the parameter called ``param_name`` belongs to this stage."""
-        return any(param_name == p or param_name.startswith(p + ".") for p in self.params)
-
 
 def sequential_stages(layers: nn.Sequential, prefix: str, ends: list[int], channels: list[int], reductions: list[int]) -> list[FeatureStage]:
     """The stages of a plain ``nn.Sequential`` network (LeNet-5, VGG, AlexNet): stage i is ``layers[ends[i-1]:ends[i]]``
