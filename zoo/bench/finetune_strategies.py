@@ -4,8 +4,9 @@
     python -m zoo.bench.finetune_strategies --only linear_probe --seeds 0 --out /tmp/probe.json
 
 One whole ``train.py fit`` process per strategy and seed, each for the same number of epochs (``--epochs``,
-4 by default) with the same optimizer and one-cycle schedule (AdamW, peak 2e-3): the strategies differ only
-by their callback (``zoo.training.finetuning``). The clock runs from launching the process to its exit
+4 by default) with the same optimizer, batch size and one-cycle schedule (AdamW, batch 64): the strategies
+differ by their callback (``zoo.training.finetuning``) and by the peak learning rate of the head their recipe
+chooses (a head trained alone takes a larger one). The clock runs from launching the process to its exit
 (start-up, data, training, validation, the test pass). The accuracy is ``test/acc`` on the digits' test
 split, which neither picks the checkpoint (the best by validation accuracy on a split held out of the
 training images is tested) nor stops training. From scratch is the reference row.
@@ -33,11 +34,11 @@ __all__ = ["STRATEGIES", "main", "run_strategies"]
 
 #: Strategy key -> (what the table calls it, its recipe, extra ``train.py fit`` arguments).
 STRATEGIES: dict[str, tuple[str, str, list[str]]] = {
-    "full": ("full fine-tune (every layer at lr)", "configs/resnet20_digits_finetune.yaml", []),
-    "linear_probe": ("linear probe (`LinearProbe`)", "configs/resnet20_digits_linear_probe.yaml", []),
-    "freeze_unfreeze": ("freeze, unfreeze at epoch 2 at 0.1 lr (`FreezeUnfreeze`)", "configs/resnet20_digits_freeze_unfreeze.yaml", []),
-    "discriminative_lr": ("discriminative lr, x0.5 per stage (`DiscriminativeLR`)", "configs/resnet20_digits_discriminative_lr.yaml", []),
-    "scratch": ("from scratch (reference)", "configs/resnet20_digits_finetune.yaml", ["--model.init_args.pretrained=null"]),
+    "full": ("full fine-tune, every layer at lr 2e-3", "configs/resnet20_digits_finetune.yaml", []),
+    "linear_probe": ("linear probe (`LinearProbe`), head at lr 0.1", "configs/resnet20_digits_linear_probe.yaml", []),
+    "freeze_unfreeze": ("freeze, unfreeze at epoch 2 (`FreezeUnfreeze`): head at lr 0.02, backbone at 0.1x", "configs/resnet20_digits_freeze_unfreeze.yaml", []),
+    "discriminative_lr": ("discriminative lr (`DiscriminativeLR`): head at lr 2e-3, x0.5 per stage below", "configs/resnet20_digits_discriminative_lr.yaml", []),
+    "scratch": ("from scratch (reference), lr 2e-3", "configs/resnet20_digits_finetune.yaml", ["--model.init_args.pretrained=null"]),
 }
 
 
