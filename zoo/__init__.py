@@ -19,6 +19,7 @@ from zoo._legacy_modules import install as _install_legacy_modules
 _install_legacy_modules()  # ``import zoo.resnet`` and the other paths of the flat layout: see zoo._legacy_modules
 
 from zoo.core.base import ClassifierModule, RegressorModule, SupervisedModule, ZooModule  # noqa: E402
+from zoo.core.features import FeatureBackbone  # noqa: E402
 from zoo.core.image import ImageClassifier  # noqa: E402
 from zoo.core.preprocessing import ImageInputMixin, ImagePreprocessing  # noqa: E402
 from zoo.core.registry import get_model_class, list_models, register_model  # noqa: E402
@@ -59,6 +60,7 @@ from zoo.hub import (  # noqa: E402
     load_pretrained,
 )
 from zoo.evaluation import attacks  # noqa: E402
+from zoo.training.finetuning import DiscriminativeLR, FreezeUnfreeze, LinearProbe  # noqa: E402
 from zoo.version import __version__  # noqa: E402
 from zoo.serving import export_onnx, export_program, generate, play, predict, read_export_metadata, translate  # noqa: E402
 
@@ -77,10 +79,14 @@ __all__ = [
     "ConvAutoencoder",
     "DCGAN",
     "DenseNet",
+    "DiscriminativeLR",
+    "FeatureBackbone",
+    "FreezeUnfreeze",
     "DQN",
     "GAN",
     "GoogLeNet",
     "LeNet5",
+    "LinearProbe",
     "LinearRegression",
     "LSTMForecaster",
     "PretrainedWeightsUnavailable",

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from zoo.core.base import ClassifierModule
+from zoo.core.features import FeatureStage, run_intermediates
 from zoo.core.preprocessing import IMAGENET_MEAN, IMAGENET_STD, ImageInputModule, ImagePreprocessing
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageClassifier", "ImagePreprocessing", "adapt_channel_stats", "adapt_conv_weight"]
@@ -123,6 +124,50 @@ class ImageClassifier(ImageInputModule, ClassifierModule):
     def input_shape(self) -> tuple[int, ...]:
         return (self.in_channels, self.image_size, self.image_size)
 
+    # -- feature maps, timm's API (zoo.core.features) -----------------------------------------------
+    def feature_stages(self) -> list[FeatureStage]:
+        """The network as stages, input to last map (see ``zoo.core.features``); each model lists its own."""
+        raise NotImplementedError(f"{type(self).__name__} does not list its feature stages")
+
+    def forward_neck(self, x: Tensor) -> Tensor:
+        """The last stage's output -> (B, num_features), the rest of ``forward_features`` (pooling, ...)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define forward_neck")
+
+    def feature_map(self, x: Tensor, *, norm: bool = False) -> Tensor:
+        """A stage's output as the (B, C, H, W) map ``forward_intermediates`` returns (ViT: tokens to a map)."""
+        return x
+
+    @property
+    def feature_info(self) -> list[dict[str, Any]]:
+        """One dict per stage, timm's: ``num_chs``, ``reduction`` (total stride), ``module`` (whose output it is)."""
+        return [stage.info() for stage in self.feature_stages()]
+
+    def forward_intermediates(
+        self,
+        x: Tensor,
+        indices: int | list[int] | None = None,
+        *,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
+        """timm's ``forward_intermediates``: (B, C, H, W) -> (final features (B, num_features), maps), or the maps.
+
+        Args:
+            x: a batch of ``input_shape`` images.
+            indices: the stages whose maps are returned (``feature_info``): None every one, an int n the last
+                n, a list those named (negative ones from the end).
+            norm: apply the final norm to the maps where the model has one that fits them (ViT's LayerNorm).
+            stop_early: run no stage after the last one asked for (with ``intermediates_only`` only).
+            output_fmt: "NCHW" maps (B, C, H', W'), or "NLC" tokens (B, H' * W', C).
+            intermediates_only: return the maps alone, without the final features.
+        """
+        self.check_input(x)
+        if self.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return run_intermediates(self, x, indices, norm=norm, stop_early=stop_early, output_fmt=output_fmt, intermediates_only=intermediates_only)
+
     # -- fine-tuning ------------------------------------------------------------------------------------
     def freeze_backbone_(self) -> None:
         """Only the head trains: every parameter outside ``head`` stops taking gradients."""
@@ -130,6 +175,14 @@ class ImageClassifier(ImageInputModule, ClassifierModule):
         self.hparams.freeze_backbone = True
         for name, p in self.named_parameters():
             p.requires_grad_(name.startswith("head."))
+        self.train(self.training)  # its batch norms to eval mode now: the Trainer does not call train() at fit start
+
+    def unfreeze_backbone_(self) -> None:
+        """Undo ``freeze_backbone_``: every parameter takes gradients and the batch norms train again (in train mode)."""
+        self.freeze_backbone = False
+        self.hparams.freeze_backbone = False
+        self.requires_grad_(True)
+        self.train(self.training)
 
     def train(self, mode: bool = True) -> ImageClassifier:
         """As ``nn.Module.train``, but a frozen backbone's batch norms stay in eval mode: a fixed feature extractor."""

@@ -9,6 +9,7 @@ way (the baselines next to SimCLR's figures: the same backbone with random weigh
     python -m zoo.evaluation.feature_eval random:resnet20            # untrained ResNet-20 (seed 0)
     python -m zoo.evaluation.feature_eval resnet20.fashionmnist      # a shipped entry, trained with labels
     python -m zoo.evaluation.feature_eval path/to/simclr.ckpt        # a training checkpoint (SimCLR or a classifier)
+    python -m zoo.evaluation.feature_eval resnet20.fashionmnist --stage 2   # layer2's map, average-pooled
 
 The probes themselves (``extract_features``, ``knn_accuracy``, ``linear_probe_accuracy``) live with SimCLR, in
 ``zoo.models.selfsupervised.probes``, and are re-exported here.
@@ -42,6 +43,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("source", help="random:<model name>, a shipped entry (resnet20.fashionmnist) or a .ckpt path")
     parser.add_argument("--data-dir", default=None, help="Fashion-MNIST's folder (default: the datamodule's search)")
     parser.add_argument("--k", type=int, default=200, help="neighbours of the k-NN vote")
+    parser.add_argument("--stage", type=int, default=None,
+                        help="score the average-pooled map of this stage (an index into the encoder's feature_info) instead of its final features")
     args = parser.parse_args(argv)
 
 
@@ -52,13 +55,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     model = _load_encoder(args.source, channels, size, dm.num_classes)
     train_x, train_y = dm.train_set.tensors
     test_x, test_y = dm.test_set.tensors
-    train_f = extract_features(model, train_x, preprocess=dm.preprocess)
-    test_f = extract_features(model, test_x, preprocess=dm.preprocess)
+    train_f = extract_features(model, train_x, preprocess=dm.preprocess, stage=args.stage)
+    test_f = extract_features(model, test_x, preprocess=dm.preprocess, stage=args.stage)
     result = {
         "linear_probe_acc": linear_probe_accuracy(train_f, train_y, test_f, test_y, num_classes=dm.num_classes),
         "knn_acc": knn_accuracy(train_f, train_y, test_f, test_y, k=args.k, num_classes=dm.num_classes),
     }
-    print(f"{args.source}: linear_probe_acc={result['linear_probe_acc']:.4f} knn_acc={result['knn_acc']:.4f} (k={args.k}, {len(train_f)} training, {len(test_f)} test features)")
+    where = "" if args.stage is None else f" stage {args.stage}"
+    print(f"{args.source}{where}: linear_probe_acc={result['linear_probe_acc']:.4f} knn_acc={result['knn_acc']:.4f} (k={args.k}, {len(train_f)} training, {len(test_f)} test features)")
     return result
 
 

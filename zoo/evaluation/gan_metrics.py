@@ -6,9 +6,10 @@ configs/lenet5_fashionmnist.yaml) and, at the end of each validation, generates 
 
 * ``val/class_acc``: the share of generated images that the classifier assigns to the class they were
   asked for (conditional GANs only);
-* ``val/fid``: the Fréchet distance between the classifier's features (``forward_features``) of real
-  validation images and of generated ones: torchmetrics' ``FrechetInceptionDistance`` with the
-  classifier as its feature extractor. Lower is better; values are comparable only for the same classifier.
+* ``val/fid``: the Fréchet distance between the classifier's features (``forward_features``, or with
+  ``stage=i`` the average-pooled map of its i-th stage, ``forward_intermediates``) of real validation images
+  and of generated ones: torchmetrics' ``FrechetInceptionDistance`` with the classifier as its feature
+  extractor. Lower is better; values are comparable only for the same classifier and stage.
 
 Both real and generated images reach the classifier as pixels normalized the way the classifier recorded
 (its ``hparams.mean`` / ``std``); a classifier that recorded none is taken to read the GAN's normalization.
@@ -23,29 +24,40 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 
 from zoo.core.base import ClassifierModule
 from zoo.hub.checkpoint import load_checkpoint
+from zoo.models.selfsupervised.probes import encode
 from zoo.viz.progress import loop_progress, progress_bar
 
 __all__ = ["ClassifierFeatures", "GANQualityMetrics", "classifier_input", "frechet_distance"]
 
 
 class ClassifierFeatures(nn.Module):
-    """A frozen zoo classifier as FID's feature extractor: normalized images (B, C, H, W) -> (B, num_features)."""
+    """A frozen zoo classifier as FID's feature extractor: normalized images (B, C, H, W) -> (B, num_features),
+    or with ``stage`` the map of that stage (``feature_info``) averaged over its pixels, (B, num_chs)."""
 
-    def __init__(self, classifier: ClassifierModule) -> None:
+    def __init__(self, classifier: ClassifierModule, stage: int | None = None) -> None:
         super().__init__()
         self.classifier = classifier.eval().requires_grad_(False)
-        self.num_features = classifier.num_features
+        self.stage = stage
+        if stage is None:
+            self.num_features = classifier.num_features
+        elif not hasattr(classifier, "feature_info"):
+            raise ValueError(f"stage={stage}: a {type(classifier).__name__} has no feature stages; use stage=None")
+        else:
+            info = classifier.feature_info
+            if not -len(info) <= stage < len(info):
+                raise ValueError(f"stage={stage} is out of range: {type(classifier).__name__} has {len(info)} stages (0 to {len(info) - 1})")
+            self.num_features = info[stage]["num_chs"]
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.classifier.forward_features(x)
+        return encode(self.classifier, x, self.stage)
 
     def train(self, mode: bool = True) -> ClassifierFeatures:
         return super().train(False)  # always in eval mode (dropout, batch-norm statistics)
 
 
-def frechet_distance(classifier: ClassifierModule) -> FrechetInceptionDistance:
-    """torchmetrics' FID over ``classifier``'s features; ``update(x, real=...)`` takes the classifier's inputs."""
-    return FrechetInceptionDistance(feature=ClassifierFeatures(classifier), reset_real_features=True)
+def frechet_distance(classifier: ClassifierModule, stage: int | None = None) -> FrechetInceptionDistance:
+    """torchmetrics' FID over ``classifier``'s features (``ClassifierFeatures``); ``update(x, real=...)`` takes the classifier's inputs."""
+    return FrechetInceptionDistance(feature=ClassifierFeatures(classifier, stage), reset_real_features=True)
 
 
 def classifier_input(classifier: nn.Module, gan: nn.Module, pixels: Tensor) -> Tensor:
@@ -67,6 +79,8 @@ class GANQualityMetrics(L.Callback):
         batch_size: generated images per generator call.
         progress: a bar over the generated images on standard error: True, False, or None (on a terminal,
             unless a rich progress bar is live).
+        stage: FID on the average-pooled map of this stage of the classifier (``feature_info``) instead of its
+            ``forward_features``.
     """
 
     def __init__(
@@ -77,6 +91,7 @@ class GANQualityMetrics(L.Callback):
         every_n_epochs: int = 1,
         batch_size: int = 500,
         progress: bool | None = None,
+        stage: int | None = None,
     ) -> None:
         self.classifier_path = classifier
         self.classifier_class = classifier_class
@@ -84,6 +99,7 @@ class GANQualityMetrics(L.Callback):
         self.every_n_epochs = every_n_epochs
         self.batch_size = batch_size
         self.progress = progress
+        self.stage = stage
         self.classifier: ClassifierModule | None = None
         self.fid: FrechetInceptionDistance | None = None
         self._real = 0
@@ -98,7 +114,7 @@ class GANQualityMetrics(L.Callback):
     def use_classifier(self, classifier: ClassifierModule) -> None:
         """Judge with ``classifier``, a zoo classifier already in memory, instead of loading the checkpoint."""
         self.classifier = classifier.eval()
-        self.fid = frechet_distance(classifier)
+        self.fid = frechet_distance(classifier, self.stage)
 
     def _active(self, trainer: L.Trainer) -> bool:
         return not trainer.sanity_checking and (trainer.current_epoch + 1) % self.every_n_epochs == 0

@@ -10,7 +10,9 @@ markers is touched.
 - docs/guides/pretrained.md, ``model-card``: the table of shipped weights (``render``);
 - docs/model-cards.md, ``model-cards``: one card per entry of the manifest (``zoo/hub/shipped/manifest.json``);
 - README.md ``quickstart-output``, docs/guides/training.md ``recipe-results`` and the family pages' ``results``:
-  result figures, from the manifest (``zoo.tools.results_tables``).
+  result figures, from the manifest (``zoo.tools.results_tables``);
+- docs/guides/fine-tuning.md, ``finetune-strategies``: the fine-tuning strategies' table, from the results file
+  ``docs/results/finetune_strategies.json`` that ``python -m zoo.bench.finetune_strategies`` writes.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import yaml
 import zoo
 from zoo.hub.download import WEIGHTS_URL
 from zoo.tools.results_tables import format_value as _value
-from zoo.tools.results_tables import render_quickstart, render_recipe_results
+from zoo.tools.results_tables import FINETUNE_RESULTS, render_finetune_strategies, render_quickstart, render_recipe_results
 
 __all__ = [
     "END",
@@ -267,6 +269,7 @@ TARGETS: tuple[Target, ...] = (
     Target("docs/guides/training.md", "recipe-results", lambda root, manifest: render_recipe_results(manifest)),
     Target("docs/models/sequence.md", "results", lambda root, manifest: render_recipe_results(manifest, FAMILIES["sequence"][2])),
     Target("docs/models/reinforcement-learning.md", "results", lambda root, manifest: render_recipe_results(manifest, FAMILIES["rl"][2])),
+    Target("docs/guides/fine-tuning.md", "finetune-strategies", lambda root, manifest: render_finetune_strategies(root)),
 )
 
 

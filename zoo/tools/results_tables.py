@@ -7,14 +7,18 @@ in README.md or docs/ cannot drift from the entry that it describes.
 - README.md, ``quickstart-output``: the last lines the Quickstart's command prints, from ``lenet5.digits``
   (the slow suite re-runs the command and compares what it prints with this block);
 - docs/guides/training.md, ``recipe-results``: each recipe's shipped result with the command that made it;
-- the family pages of docs/models/, ``results``: the same rows for the family's entries.
+- the family pages of docs/models/, ``results``: the same rows for the family's entries;
+- docs/guides/fine-tuning.md, ``finetune-strategies``: the fine-tuning strategies' table, from the results file
+  ``docs/results/finetune_strategies.json`` that ``python -m zoo.bench.finetune_strategies`` writes.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-__all__ = ["QUICKSTART_ENTRY", "format_value", "quickstart_lines", "render_quickstart", "render_recipe_results"]
+__all__ = ["FINETUNE_RESULTS", "QUICKSTART_ENTRY", "format_value", "quickstart_lines", "render_finetune_strategies", "render_quickstart", "render_recipe_results"]
 
 #: the shipped entry that README.md's Quickstart command reproduces
 QUICKSTART_ENTRY = "lenet5.digits"
@@ -102,4 +106,33 @@ def render_recipe_results(manifest: dict[str, Any], classes: tuple[str, ...] | N
         cells = [f"`{recipe}`", f"`{e['name']}`", str(r["epochs"]), f"{m['name']} {format_value(m['name'], m['value'])}",
                  seconds, r["hardware"], f"`{r['command']}`"]  # fmt: skip
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows)
+
+
+#: The results file of ``python -m zoo.bench.finetune_strategies``, relative to the repository root.
+FINETUNE_RESULTS = "docs/results/finetune_strategies.json"
+
+
+def render_finetune_strategies(root: Path) -> str:
+    """The fine-tuning strategies' table: test accuracy per seed, its mean, and seconds per run, from the results file."""
+    path = root / FINETUNE_RESULTS
+    if not path.is_file():
+        return f"Not measured yet: `python -m zoo.bench.finetune_strategies --out {FINETUNE_RESULTS}` writes the figures."
+    results = json.loads(path.read_text(encoding="utf-8"))
+    seeds = results["seeds"]
+    rows = [f"| strategy | recipe | digits test accuracy, seeds {' / '.join(map(str, seeds))} | mean | seconds per run (whole process) |",
+            "|---|---|---|---|---|"]  # fmt: skip
+    for key, title in results["strategies"].items():
+        runs = sorted((r for r in results["runs"] if r["strategy"] == key), key=lambda r: r["seed"])
+        if not runs:
+            continue
+        accs = [r["test_acc"] for r in runs]
+        seconds = [r["seconds"] for r in runs]
+        rows.append(f"| {title} | `{runs[0]['recipe']}` | {' / '.join(f'{100 * a:.2f}%' for a in accs)} | "
+                    f"{100 * sum(accs) / len(accs):.2f}% | {min(seconds):.0f}-{max(seconds):.0f} s |")  # fmt: skip
+    v = results["versions"]
+    rows.append("")
+    rows.append(f"{results['epochs']} epochs per run. Measured {results['date']} UTC with `{results['command']}` on "
+                f"{results['hardware']} (load average {results['load_average_at_start']} at start); python {v['python']}, "
+                f"torch {v['torch']}, lightning {v['lightning']}.")  # fmt: skip
     return "\n".join(rows)

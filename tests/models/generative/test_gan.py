@@ -289,6 +289,27 @@ def test_fid_is_zero_for_identical_sets_and_grows_with_the_shift():
     assert all(a < b for a, b in zip(distances, distances[1:]))
 
 
+def test_fid_on_a_stage_reads_the_classifiers_map_through_forward_intermediates():
+    """ClassifierFeatures(stage=i): the i-th map of forward_intermediates, averaged over its pixels, and FID over it."""
+    torch.manual_seed(0)
+    judge = zoo.create_model("resnet20", in_channels=1, image_size=28, layers=[1, 1, 1]).eval()
+    x = torch.rand(64, 1, 28, 28)
+    features = ClassifierFeatures(judge, stage=2)
+    (fmap,) = judge.forward_intermediates(x, [2], intermediates_only=True)  # (64, 32, 14, 14)
+    assert features.num_features == 32 == judge.feature_info[2]["num_chs"]
+    assert torch.equal(features(x), fmap.mean(dim=(2, 3)))
+    assert ClassifierFeatures(judge).num_features == 64 and torch.equal(ClassifierFeatures(judge)(x), judge.forward_features(x))
+    fid = frechet_distance(judge, stage=2)
+    fid.update(x, real=True)
+    fid.update(x + 0.5, real=False)
+    reference = frechet_reference(fmap.mean(dim=(2, 3)), judge.forward_intermediates(x + 0.5, [2], intermediates_only=True)[0].mean(dim=(2, 3)))
+    assert float(fid.compute()) == pytest.approx(reference, rel=1e-2) and reference > 0
+    with pytest.raises(ValueError, match="stage=4 is out of range: ResNet has 4 stages"):
+        ClassifierFeatures(judge, stage=4)
+    with pytest.raises(ValueError, match="a MLP has no feature stages"):
+        ClassifierFeatures(zoo.create_model("mlp"), stage=0)
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_optimizers_decay_weights_but_not_biases_or_norm_scales(optimizer):
     """Fails on the old code, which gave every parameter the weight decay, biases and batch-norm scales too."""

@@ -164,6 +164,26 @@ def test_knn_and_linear_probe_on_separable_and_random_features():
     assert knn_accuracy(train_f, train_y, noise, test_y, k=20) < 0.5
 
 
+def test_simclr_and_the_probes_read_the_backbones_stages_through_forward_intermediates():
+    torch.manual_seed(0)
+    model = zoo.create_model("simclr", **SMALL).eval()
+    x, _ = batch(8)
+    maps = model.forward_intermediates(x, intermediates_only=True)
+    backbone_maps = model.backbone.forward_intermediates(x, intermediates_only=True)
+    assert model.feature_info == model.backbone.feature_info and [m.shape[1] for m in maps] == [8, 8, 16, 16]
+    assert all(torch.equal(a, b) for a, b in zip(maps, backbone_maps))
+    images = (torch.rand(20, 1, 28, 28) * 255).to(torch.uint8)
+    preprocess = lambda u: u.float() / 255  # noqa: E731
+    pooled = extract_features(model, images, preprocess=preprocess, batch_size=8, stage=1)  # (20, 8)
+    (layer1,) = model.forward_intermediates(preprocess(images), [1], intermediates_only=True)
+    torch.testing.assert_close(pooled, layer1.mean(dim=(2, 3)))
+    torch.testing.assert_close(extract_features(model, images, preprocess=preprocess), model(preprocess(images)))
+    with pytest.raises(ValueError, match="stage index 4 is out of range"):
+        extract_features(model, images, preprocess=preprocess, stage=4)
+    with pytest.raises(ValueError, match="stage=0: a Linear has no feature stages"):
+        extract_features(torch.nn.Linear(784, 4), images.flatten(1), preprocess=preprocess, stage=0)
+
+
 def test_knn_is_the_weighted_vote_of_the_nearest_by_cosine():
     bank = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
     labels = torch.tensor([0, 0, 1])

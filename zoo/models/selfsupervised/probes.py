@@ -4,7 +4,8 @@
     >>> knn_accuracy(train_f, train_y, test_f, test_y, k=200)                         # doctest: +SKIP
 
 ``SimCLR`` runs both at test time; ``zoo.evaluation.feature_eval`` scores any encoder on Fashion-MNIST the
-same way from the command line.
+same way from the command line. The features are an encoder's ``forward_features`` (B, F), or with ``stage=i``
+the map of its i-th stage (``forward_intermediates``, timm's API), globally average-pooled to (B, C_i).
 
 The linear probe is multinomial logistic regression on the standardized features of the training split
 (full-batch L-BFGS, L2 penalty); k-NN is the weighted vote of Wu et al. (2018) used to monitor SimCLR-style
@@ -22,9 +23,15 @@ from torch import Tensor, nn
 __all__ = ["encode", "extract_features", "knn_accuracy", "linear_probe_accuracy"]
 
 
-def encode(model: nn.Module, x: Tensor) -> Tensor:
-    """Features (B, F) of normalized images: a classifier's ``forward_features``, otherwise ``model(x)`` (SimCLR)."""
-    return model.forward_features(x) if hasattr(model, "forward_features") else model(x)
+def encode(model: nn.Module, x: Tensor, stage: int | None = None) -> Tensor:
+    """Features (B, F) of normalized images: a classifier's (or SimCLR's) ``forward_features``; with ``stage``, the
+    map of that stage (``forward_intermediates``, an index into ``model.feature_info``) averaged over its pixels."""
+    if stage is None:
+        return model.forward_features(x) if hasattr(model, "forward_features") else model(x)
+    if not callable(getattr(model, "forward_intermediates", None)):
+        raise ValueError(f"stage={stage}: a {type(model).__name__} has no feature stages (forward_intermediates); use stage=None")
+    (fmap,) = model.forward_intermediates(x, [stage], intermediates_only=True)  # (B, C, H', W')
+    return fmap.mean(dim=(2, 3))  # (B, C)
 
 
 @torch.no_grad()
@@ -34,9 +41,10 @@ def extract_features(
     *,
     preprocess: Callable[[Tensor], Tensor] | None = None,
     batch_size: int = 1024,
+    stage: int | None = None,
 ) -> Tensor:
     """Features (N, F), float32 on the CPU, of ``images`` (N, C, H, W), ``preprocess``-ed batch by batch
-    (a datamodule's ``preprocess``: uint8 -> normalized float), with the model in eval mode."""
+    (a datamodule's ``preprocess``: uint8 -> normalized float), with the model in eval mode; ``stage`` as ``encode``'s."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -44,7 +52,7 @@ def extract_features(
     for start in range(0, len(images), batch_size):
         x = images[start : start + batch_size].to(device)
         x = preprocess(x) if preprocess is not None else x
-        out.append(encode(model, x).float().cpu())  # (b, F)
+        out.append(encode(model, x, stage).float().cpu())  # (b, F)
     model.train(was_training)
     return torch.cat(out)
 

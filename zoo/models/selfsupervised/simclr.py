@@ -202,7 +202,20 @@ class SimCLR(ImageInputModule, ZooModule):
     # -- network ------------------------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
         """Normalized images (B, C, H, W) -> representation (B, num_features): the backbone's pooled features."""
+        return self.forward_features(x)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """The representation, (B, num_features): the backbone's ``forward_features``."""
         return self.backbone.forward_features(self.check_input(x))
+
+    def forward_intermediates(self, x: Tensor, indices: int | list[int] | None = None, **options: Any) -> Any:
+        """The backbone's ``forward_intermediates`` (timm's API; ``zoo.core.features``): its stages' maps."""
+        return self.backbone.forward_intermediates(self.check_input(x), indices, **options)
+
+    @property
+    def feature_info(self) -> list[dict[str, Any]]:
+        """The backbone's stages: channels, reduction and module of each map ``forward_intermediates`` returns."""
+        return self.backbone.feature_info
 
     def project(self, x: Tensor) -> Tensor:
         """Normalized images (B, C, H, W) -> projections (B, projection_dim)."""

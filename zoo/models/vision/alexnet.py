@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from zoo.core.features import FeatureStage, sequential_stages
 from zoo.core.image import ImageClassifier
 from zoo.core.registry import register_model
 
@@ -62,6 +63,14 @@ class AlexNet(ImageClassifier):
     def forward_features(self, x: Tensor) -> Tensor:
         """(B, C, H, W) -> (B, classifier_width)."""
         return self.classifier(self.avgpool(self.features(x)).flatten(1))
+
+    def forward_neck(self, x: Tensor) -> Tensor:
+        """(B, 256, 13, 13), before the last max-pool -> (B, classifier_width)."""
+        return self.classifier(self.avgpool(self.features[12:](x)).flatten(1))
+
+    def feature_stages(self) -> list[FeatureStage]:
+        """The maps before the three max-pools: (B, 64, 55, 55), (B, 192, 27, 27), (B, 256, 13, 13) at 224 px."""
+        return sequential_stages(self.features, "features", [2, 5, 12], [64, 192, 256], [4, 8, 16])
 
 
 class AlexNetSmall(ImageClassifier):
@@ -121,6 +130,15 @@ class AlexNetSmall(ImageClassifier):
     def forward_features(self, x: Tensor) -> Tensor:
         """(B, C, S, S) -> (B, hidden_size)."""
         return self.classifier(self.features(x).flatten(1))
+
+    def forward_neck(self, x: Tensor) -> Tensor:
+        """(B, c5, S/4, S/4), before the last max-pool -> (B, hidden_size)."""
+        return self.classifier(self.features[12:](x).flatten(1))
+
+    def feature_stages(self) -> list[FeatureStage]:
+        """The maps before the three max-pools: (B, c1, S, S), (B, c2, S/2, S/2), (B, c5, S/4, S/4)."""
+        channels = [self.features[i].out_channels for i in (0, 3, 10)]
+        return sequential_stages(self.features, "features", [2, 5, 12], channels, [1, 2, 4])
 
 
 @register_model("alexnet")

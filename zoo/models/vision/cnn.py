@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from zoo.core.features import FeatureStage, sequential_stages
 from zoo.core.image import ImageClassifier
 from zoo.core.registry import register_model
 
@@ -64,3 +65,12 @@ class SimpleCNN(ImageClassifier):
     def forward_features(self, x: Tensor) -> Tensor:
         """(B, C, H, W) -> (B, hidden_size)."""
         return self.features(x)
+
+    def forward_neck(self, x: Tensor) -> Tensor:
+        """(B, c2, (S-4)/2 - 4, ...), the second convolution's output -> (B, hidden_size)."""
+        return self.features[5:](x)
+
+    def feature_stages(self) -> list[FeatureStage]:
+        """The two convolutions' outputs, before their max-pools: (B, c1, S-4, S-4) and (B, c2, (S-4)/2 - 4, ...)."""
+        c1, c2 = self.features[0].out_channels, self.features[3].out_channels
+        return sequential_stages(self.features, "features", [1, 5], [c1, c2], [1, 2])

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from zoo.core.features import FeatureStage
 from zoo.core.image import ImageClassifier
 from zoo.core.layers import init_conv_net
 from zoo.core.registry import register_model
@@ -145,8 +146,32 @@ class DenseNet(ImageClassifier):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """(B, C, H, W) -> (B, num_features), the globally pooled, ReLU'd norm5 output."""
-        x = F.relu(self.features(x))  # (B, C, H', W')
-        return self.drop(self.avgpool(x).flatten(1))  # (B, C)
+        return self.forward_neck(self.features(x))  # from (B, C, H', W')
+
+    def forward_neck(self, x: Tensor) -> Tensor:
+        """(B, C, H', W'), norm5's output -> (B, C): ReLU, global average pool, dropout."""
+        return self.drop(self.avgpool(F.relu(x)).flatten(1))
+
+    def feature_stages(self) -> list[FeatureStage]:
+        """The stem (before the ImageNet stem's max-pool), each dense block (before its transition), norm5 last."""
+        f = self.features
+        imagenet = hasattr(f, "pool0")
+        blocks = sum(name.startswith("denseblock") for name, _ in f.named_children())
+        stages = [self._stage(["conv0", "norm0", "relu0"] if imagenet else ["conv0"], f.conv0.out_channels, 2 if imagenet else 1)]
+        stride = 4 if imagenet else 1
+        for i in range(1, blocks + 1):
+            before = [f"transition{i - 1}"] if i > 1 else (["pool0"] if imagenet else [])
+            stride *= 2 if i > 1 else 1  # the transition's 2x2 average pool
+            if i < blocks:
+                stages.append(self._stage([*before, f"denseblock{i}"], getattr(f, f"denseblock{i}").out_channels, stride))
+            else:
+                stages.append(self._stage([*before, f"denseblock{i}", "norm5"], f.norm5.num_features, stride))
+        return stages
+
+    def _stage(self, names: list[str], channels: int, stride: int) -> FeatureStage:
+        """The layers ``features.<names>`` in order, as one stage whose map is the last one's output."""
+        run = nn.Sequential(*(getattr(self.features, n) for n in names))  # not registered: the layers stay where they are
+        return FeatureStage(f"features.{names[-1]}", channels, stride, tuple(f"features.{n}" for n in names), run)
 
 
 # -- variants -------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from zoo.core.features import FeatureStage
 from zoo.core.image import ImageClassifier, adapt_channel_stats
 from zoo.core.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from zoo.core.registry import register_model
@@ -142,7 +143,30 @@ class GoogLeNet(ImageClassifier):
             x = getattr(self, name)(x)
             if name in _MAXPOOL_AFTER:
                 x = getattr(self, _MAXPOOL_AFTER[name])(x)  # (B, C, H'/2, W'/2)
-        return self.drop(self.avgpool(x).flatten(1))  # (B, 1024)
+        return self.forward_neck(x)
+
+    def forward_neck(self, x: Tensor) -> Tensor:
+        """(B, 1024, H', W'), inception5b's output -> (B, 1024): global average pool, dropout."""
+        return self.drop(self.avgpool(x).flatten(1))
+
+    def feature_stages(self) -> list[FeatureStage]:
+        """The last map at each resolution: the stem (before its last max-pool), inception3b, 4e and 5b (before the max-pools)."""
+        imagenet = isinstance(self.maxpool1, nn.MaxPool2d)
+
+        def stem(x: Tensor) -> Tensor:
+            x = self._transform_input(x) if self.transform_input else x
+            return self.conv3(self.conv2(self.maxpool1(self.conv1(x))))  # (B, 192, H/4, W/4) or (B, 192, H, W)
+
+        groups = {"maxpool2": ["inception3a", "inception3b"], "maxpool3": ["inception4a", "inception4b", "inception4c", "inception4d", "inception4e"],
+                  "maxpool4": ["inception5a", "inception5b"]}  # fmt: skip
+        stride = 4 if imagenet else 1
+        stem_channels = self.inception3a.branch1.conv.in_channels  # 192 at width 1
+        stages = [FeatureStage("conv3" if imagenet else "conv1", stem_channels, stride, ("conv1", "conv2", "conv3"), stem)]
+        for pool, names in groups.items():
+            stride *= 2 if (imagenet or pool != "maxpool2") else 1
+            run = nn.Sequential(getattr(self, pool), *(getattr(self, n) for n in names))  # not registered: the layers stay where they are
+            stages.append(FeatureStage(names[-1], getattr(self, names[-1]).out_channels, stride, tuple(names), run))
+        return stages
 
 
 # -- variants -------------------------------------------------------------------------------------------

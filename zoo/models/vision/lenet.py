@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from zoo.core.features import FeatureStage, sequential_stages
 from zoo.core.image import ImageClassifier
 from zoo.core.layers import make_activation
 from zoo.core.registry import register_model
@@ -70,3 +71,11 @@ class LeNet5(ImageClassifier):
     def forward_features(self, x: Tensor) -> Tensor:
         """(B, C, H, W) -> (B, 84), the F6 activations."""
         return self.features(x)
+
+    def forward_neck(self, x: Tensor) -> Tensor:
+        """(B, 16, 10, 10), C3's activations -> (B, 84): S4, C5, F6."""
+        return self.features[5:](x)
+
+    def feature_stages(self) -> list[FeatureStage]:
+        """C1's activations (B, 6, 28, 28) and C3's (B, 16, 10, 10), the maps before S2 and S4."""
+        return sequential_stages(self.features, "features", [2, 5], [6, 16], [1, 2])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from zoo.core.features import FeatureStage
 from zoo.core.image import ImageClassifier
 from zoo.core.layers import init_conv_net
 from zoo.core.registry import register_model
@@ -147,7 +148,25 @@ class ResNet(ImageClassifier):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         for i in range(1, self.num_stages + 1):
             x = getattr(self, f"layer{i}")(x)  # (B, w_i, H_i, W_i)
-        return self.drop(self.avgpool(x).flatten(1))  # (B, C_last)
+        return self.forward_neck(x)
+
+    def forward_neck(self, x: Tensor) -> Tensor:
+        """(B, C_last, H', W') -> (B, C_last): global average pool, dropout."""
+        return self.drop(self.avgpool(x).flatten(1))
+
+    def feature_stages(self) -> list[FeatureStage]:
+        """The stem (before the max-pool, as timm's ResNet), then each stage of residual blocks."""
+        imagenet = isinstance(self.maxpool, nn.MaxPool2d)
+        stride = 2 if imagenet else 1
+        stages = [FeatureStage("relu", self.conv1.out_channels, stride, ("conv1", "bn1"), lambda x: self.relu(self.bn1(self.conv1(x))))]
+        for i in range(1, self.num_stages + 1):
+            layer = getattr(self, f"layer{i}")
+            stride *= 2 if (i > 1 or imagenet) else 1  # the max-pool, then the first block of stages 2, 3, ...
+            last = layer[-1]
+            channels = (last.bn3 if isinstance(last, Bottleneck) else last.bn2).num_features
+            run = (lambda x, layer=layer: layer(self.maxpool(x))) if i == 1 else layer
+            stages.append(FeatureStage(f"layer{i}", channels, stride, (f"layer{i}",), run))
+        return stages
 
 
 # -- variants -------------------------------------------------------------------------------------------

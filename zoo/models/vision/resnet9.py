@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from zoo.core.features import FeatureStage
 from zoo.core.image import ImageClassifier
 from zoo.core.registry import register_model
 
@@ -89,7 +90,22 @@ class ResNet9(ImageClassifier):
         """(B, C, H, W) -> (B, w3), the globally max-pooled last layer."""
         x = self.stem_pool(self.prep(x))
         x = self.layer3(self.layer2(self.layer1(x)))  # (B, w3, H/8, W/8), or H/16 with stem_pool
-        return self.drop(self.pool(x).flatten(1))  # (B, w3)
+        return self.forward_neck(x)
+
+    def forward_neck(self, x: Tensor) -> Tensor:
+        """(B, w3, H', W') -> (B, w3): global max-pool, dropout."""
+        return self.drop(self.pool(x).flatten(1))
+
+    def feature_stages(self) -> list[FeatureStage]:
+        """prep (before the stem pool), layer1, layer2, layer3."""
+        s = 2 if isinstance(self.stem_pool, nn.MaxPool2d) else 1
+        w = [self.prep[0].out_channels, self.layer1[0][0].out_channels, self.layer2[0][0].out_channels, self.layer3[0][0].out_channels]
+        return [
+            FeatureStage("prep", w[0], 1, ("prep",), self.prep),
+            FeatureStage("layer1", w[1], 2 * s, ("layer1",), lambda x: self.layer1(self.stem_pool(x))),
+            FeatureStage("layer2", w[2], 4 * s, ("layer2",), self.layer2),
+            FeatureStage("layer3", w[3], 8 * s, ("layer3",), self.layer3),
+        ]
 
     def forward_head(self, features: Tensor) -> Tensor:
         """(B, w3) -> (B, num_outputs) logits, scaled by ``logit_scale``."""

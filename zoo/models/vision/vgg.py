@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from zoo.core.features import FeatureStage, sequential_stages
 from zoo.core.image import ImageClassifier
 from zoo.core.layers import init_conv_net
 from zoo.core.registry import register_model
@@ -87,6 +88,16 @@ class VGG(ImageClassifier):
         """(B, C, H, W) -> (B, classifier_width), the last hidden fully connected layer."""
         x = self.avgpool(self.features(x)).flatten(1)  # (B, 8 width * pool^2)
         return self.classifier(x)
+
+    def forward_neck(self, x: Tensor) -> Tensor:
+        """(B, 8 width, H/16, W/16), before the last max-pool -> (B, classifier_width)."""
+        return self.classifier(self.avgpool(self.features[-1](x)).flatten(1))
+
+    def feature_stages(self) -> list[FeatureStage]:
+        """The map before each of the five max-pools (as timm's VGG): strides 1, 2, 4, 8, 16."""
+        pools = [i for i, m in enumerate(self.features) if isinstance(m, nn.MaxPool2d)]
+        channels = [[m for m in self.features[:i] if isinstance(m, nn.Conv2d)][-1].out_channels for i in pools]
+        return sequential_stages(self.features, "features", pools, channels, [2**k for k in range(len(pools))])
 
 
 # -- variants -------------------------------------------------------------------------------------------

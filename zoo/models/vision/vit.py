@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from zoo.core.features import FeatureStage
 from zoo.core.image import ImageClassifier
 from zoo.core.registry import register_model
 
@@ -111,13 +112,34 @@ class VisionTransformer(ImageClassifier):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
 
-    def forward_features(self, x: Tensor) -> Tensor:
-        """(B, C, H, W) -> (B, dim), the final class token."""
+    def embed(self, x: Tensor) -> Tensor:
+        """(B, C, H, W) -> (B, N+1, D): the class token, then the patches, with their position embeddings."""
         tokens = self.patch_embed(x)  # (B, N, D)
         cls = self.cls_token.expand(tokens.shape[0], -1, -1)  # (B, 1, D)
-        tokens = self.pos_drop(torch.cat([cls, tokens], dim=1) + self.pos_embed)  # (B, N+1, D)
-        tokens = self.norm(self.blocks(tokens))
-        return tokens[:, 0]  # (B, D)
+        return self.pos_drop(torch.cat([cls, tokens], dim=1) + self.pos_embed)  # (B, N+1, D)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """(B, C, H, W) -> (B, dim), the final class token."""
+        return self.forward_neck(self.blocks(self.embed(x)))
+
+    def forward_neck(self, x: Tensor) -> Tensor:
+        """(B, N+1, D), the last block's tokens -> (B, D), the layer-normed class token."""
+        return self.norm(x)[:, 0]
+
+    def feature_stages(self) -> list[FeatureStage]:
+        """Each encoder block; the first embeds the patches before it (timm's feature_info: ``blocks.i``, stride patch_size)."""
+        p, dim = self.patch_embed.proj.stride[0], self.norm.normalized_shape[0]
+        first = ("patch_embed", "cls_token", "pos_embed", "blocks.0")
+        return [
+            FeatureStage(f"blocks.{i}", dim, p, first if i == 0 else (f"blocks.{i}",), (lambda x, b=block: b(self.embed(x))) if i == 0 else block)
+            for i, block in enumerate(self.blocks)
+        ]
+
+    def feature_map(self, x: Tensor, *, norm: bool = False) -> Tensor:
+        """A block's tokens (B, N+1, D) -> (B, D, H/p, W/p): the patches' tokens as a map (the final norm first with ``norm``)."""
+        x = self.norm(x) if norm else x
+        side = self.image_size // self.patch_embed.proj.stride[0]
+        return x[:, 1:].transpose(1, 2).reshape(x.shape[0], -1, side, side)  # class token dropped
 
 
 @register_model("vit_tiny")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from zoo.core.features import FeatureStage
 from zoo.core.image import ImageClassifier
 from zoo.core.layers import init_conv_net
 from zoo.core.registry import register_model
@@ -82,7 +83,20 @@ class WideResNet(ImageClassifier):
         x = self.conv1(x)  # (B, 16, H, W)
         x = self.layer3(self.layer2(self.layer1(x)))  # (B, 64k, H/4, W/4)
         x = self.relu(self.bn(x))
-        return self.drop(self.avgpool(x).flatten(1))  # (B, 64k)
+        return self.forward_neck(x)
+
+    def forward_neck(self, x: Tensor) -> Tensor:
+        """(B, 64k, H', W') -> (B, 64k): global average pool, dropout."""
+        return self.drop(self.avgpool(x).flatten(1))
+
+    def feature_stages(self) -> list[FeatureStage]:
+        """The stem convolution, layer1, layer2, then layer3 with the final BN-ReLU (its blocks end on a convolution)."""
+        return [
+            FeatureStage("conv1", self.conv1.out_channels, 1, ("conv1",), self.conv1),
+            FeatureStage("layer1", self.layer1[-1].conv2.out_channels, 1, ("layer1",), self.layer1),
+            FeatureStage("layer2", self.layer2[-1].conv2.out_channels, 2, ("layer2",), self.layer2),
+            FeatureStage("relu", self.bn.num_features, 4, ("layer3", "bn"), lambda x: self.relu(self.bn(self.layer3(x)))),
+        ]
 
 
 register_model("wide_resnet")(WideResNet)
