@@ -94,7 +94,7 @@ def render_recipe_results(manifest: dict[str, Any], classes: tuple[str, ...] | N
         manifest: the manifest (``read_manifest``).
         classes: only the entries of these zoo classes (a family page's); None: every entry.
     """
-    rows = ["| recipe | entry | epochs | test result | wall time | hardware | command |", "|---|---|---|---|---|---|---|"]
+    rows = ["| recipe | entry | epochs | test result | target | wall time | hardware | command |", "|---|---|---|---|---|---|---|---|"]
     entries = [e for e in manifest.get("weights", []) if classes is None or e["zoo_class"] in classes]
     if not entries:
         return "No weights of this family ship yet."
@@ -103,8 +103,13 @@ def render_recipe_results(manifest: dict[str, Any], classes: tuple[str, ...] | N
         r, m = e["reproduce"], e["metric"]
         recipe = r["config"].rsplit("/", 1)[-1].removesuffix(".yaml")
         seconds = f"{r['wall_time_s']:.0f} s" if r.get("wall_time_s") is not None else "not recorded"
+        target = e.get("target")
+        goal = "—"
+        if target:
+            goal = f"{format_value(m['name'], target['value'])}, {'reached' if target.get('reached') else 'not reached'}"
+            goal += f" ({target['reference']})" if target.get("reference") else ""
         cells = [f"`{recipe}`", f"`{e['name']}`", str(r["epochs"]), f"{m['name']} {format_value(m['name'], m['value'])}",
-                 seconds, r["hardware"], f"`{r['command']}`"]  # fmt: skip
+                 goal, seconds, r["hardware"], f"`{r['command']}`"]  # fmt: skip
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(rows)
 
