@@ -269,6 +269,7 @@ TARGETS: tuple[Target, ...] = (
     Target("docs/guides/training.md", "recipe-results", lambda root, manifest: render_recipe_results(manifest)),
     Target("docs/models/sequence.md", "results", lambda root, manifest: render_recipe_results(manifest, FAMILIES["sequence"][2])),
     Target("docs/models/vision.md", "results", lambda root, manifest: render_recipe_results(manifest, FAMILIES["vision"][2])),
+    Target("docs/models/generative.md", "results", lambda root, manifest: render_recipe_results(manifest, FAMILIES["generative"][2])),
     Target("docs/models/reinforcement-learning.md", "results", lambda root, manifest: render_recipe_results(manifest, FAMILIES["rl"][2])),
     Target("docs/guides/fine-tuning.md", "finetune-strategies", lambda root, manifest: render_finetune_strategies(root)),
 )
