@@ -21,7 +21,7 @@ SHIPPED = {e["name"]: e for e in read_manifest(SHIPPED_DIR / "manifest.json")["w
 
 # the entry's name in backticks, then within the same table cell or clause (no | or ;) and 60 characters: a percentage or a count
 PERCENT = re.compile(r"`(?P<name>[a-z0-9_]+\.[a-z0-9_]+)`[^|`%;]{0,60}?(?P<value>\d+(?:\.(?P<dec>\d+))?)%")
-COUNT = re.compile(r"`(?P<name>[a-z0-9_]+\.[a-z0-9_]+)`[^|`;]{0,60}?(?P<value>\d{1,3}(?:,\d{3})+)(?!\.\d)")
+COUNT = re.compile(r"`(?P<name>[a-z0-9_]+\.[a-z0-9_]+)`[^|`;]{0,60}?(?P<value>\d{1,3}(?:,\d{3})+) param")
 
 
 def quoted_figures() -> list[tuple[str, int, str, str, str]]:
