@@ -77,8 +77,10 @@ def _training(entry: dict[str, Any]) -> str:
     import yaml
 
     config = ROOT / entry["reproduce"]["config"]
-    recipe = yaml.safe_load(config.read_text(encoding="utf-8")) if config.is_file() else {}
-    for cb in ((recipe or {}).get("trainer") or {}).get("callbacks") or []:
+    if not config.is_file():
+        return f"not known: its recipe {entry['reproduce']['config']} is not in this checkout"
+    recipe = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+    for cb in (recipe.get("trainer") or {}).get("callbacks") or []:
         if isinstance(cb, dict) and str(cb.get("class_path", "")).endswith("AdversarialTraining"):
             a = {"epsilon": 0.1, "ratio": 0.5, "attack": "fgsm", **(cb.get("init_args") or {})}
             return f"{a['attack']}, eps {a['epsilon']:g}, ratio {a['ratio']:g}"
