@@ -126,6 +126,16 @@ def test_the_overfitting_rule_needs_fgsm_to_claim_robustness_and_pgd_to_fall_pas
     assert attacks.overfitting_suspected(clean=0.85, fgsm=0.72, pgd=0.65, margin=0.05)
 
 
+def test_the_margin_is_an_argument_of_the_evaluation():
+    pixels, y = _images(0.45, 0.55)
+    model = Brightness(masked=True)
+    assert attacks.robustness(model, [(pixels, y)], epsilons=[0.1], mean=[0.0], std=[1.0], margin=1.0).suspected == []  # PGD can't fall > 100 points
+    with pytest.raises(ValueError, match="margin is a fraction of accuracy in \\[0, 1\\], got 10"):
+        attacks.robustness(model, [(pixels, y)], margin=10)
+    with pytest.raises(ValueError, match="margin"):
+        attacks.FGSMRobustness(margin=-0.1)
+
+
 def test_the_robustness_callback_warns_and_logs_both_attacks(tmp_path, capsys):
     pixels, y = _images(0.45, 0.55)
     callback = attacks.FGSMRobustness(epsilons=[0.0, 0.1], output=str(tmp_path / "r.png"), mean=[0.0], std=[1.0], num_examples=2)

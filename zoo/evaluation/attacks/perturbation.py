@@ -96,7 +96,7 @@ def pgd(
         mean: per-channel mean of the model's input normalization; by default the one the model
             recorded (``model.hparams.mean``), none when it recorded none.
         std: per-channel std of that normalization; by default the model's ``hparams.std``.
-        generator: the random start's generator (a CPU one); None: torch's global one.
+        generator: the random start's generator (on any device); None: torch's global one of ``images``' device.
 
     Returns:
         (B, C, H, W) adversarial pixels in [0, 1], detached. The model's parameter gradients are untouched.
@@ -114,7 +114,8 @@ def pgd(
         labels = labels.clone()
         pixels = images
         if random_start:
-            noise = torch.rand(images.shape, generator=generator, dtype=images.dtype)  # (B, C, H, W) in [0, 1)
+            device = generator.device if generator is not None else images.device  # the global generator of the batch's device
+            noise = torch.rand(images.shape, generator=generator, dtype=images.dtype, device=device)  # (B, C, H, W) in [0, 1)
             pixels = (images + (2 * noise.to(images.device) - 1) * epsilon).clamp(0.0, 1.0)
         for _ in range(steps):
             pixels = pixels.detach().requires_grad_(True)

@@ -140,6 +140,7 @@ def robustness(
     class_names: list[str] | None = None,
     progress: bool | None = None,
     seed: int = 0,
+    margin: float = CO_MARGIN,
 ) -> Robustness:
     """Accuracy under FGSM at each of ``epsilons`` and under PGD at each of ``pgd_epsilons`` over normalized
     ``(x, y)`` batches (a datamodule's test loader after ``preprocess``); warns when catastrophic overfitting
@@ -158,7 +159,10 @@ def robustness(
         class_names: the titles of the example images.
         progress: a bar over the batches on standard error (None: on a terminal only; see ``zoo.progress``).
         seed: seeds PGD's random starts.
+        margin: accuracy points (a fraction) PGD may fall below FGSM before catastrophic overfitting is suspected.
     """
+    if not 0 <= margin <= 1:
+        raise ValueError(f"margin is a fraction of accuracy in [0, 1], got {margin}")
     model.eval()
     mean, std = _resolve(model, mean, std)
     device = next(model.parameters()).device
@@ -167,6 +171,7 @@ def robustness(
     for x, y in progress_bar(batches, desc=desc, unit="batch", progress=progress):
         tally.update(model, x.to(device), y.to(device), mean, std)
     results = tally.result()
+    results.margin = margin
     for message in results.warnings():
         warnings.warn(message, stacklevel=2)
     if plot:
