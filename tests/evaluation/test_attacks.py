@@ -69,6 +69,7 @@ def test_attacks_read_the_normalization_the_model_recorded():
     assert torch.equal(attacks.fgsm_normalized(model, normalized, y, 0.1), attacks.fgsm_normalized(model, normalized, y, 0.1, MEAN, STD))
     batches = [(normalized, y)]
     assert attacks.robustness(model, batches, epsilons=[0.1, 0.3]) == attacks.robustness(model, batches, epsilons=[0.1, 0.3], mean=MEAN, std=STD)
+    assert attacks.robustness(model, batches, epsilons=[0.1]) != attacks.robustness(model, batches, epsilons=[0.1], mean=[0.0], std=[1.0])
 
 
 def _fixture_dm(vision_root):
@@ -85,11 +86,12 @@ def test_robustness_callback_prints_table_logs_and_saves_plot(vision_root, tmp_p
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, callbacks=[callback], default_root_dir=tmp_path)
     trainer.test(model, datamodule=dm)
     out = capsys.readouterr().out
-    assert "FGSM robustness of LeNet5 (80 test images)" in out
-    assert list(callback.results) == list(attacks.EPSILONS)
+    assert "Robustness of LeNet5 (80 test images)" in out and "PGD-10" in out
+    assert list(callback.results.fgsm) == list(attacks.EPSILONS) and list(callback.results.pgd) == [0.1]
     # eps = 0 is the clean accuracy the model's own test step measured
-    assert callback.results[0.0] == pytest.approx(float(trainer.callback_metrics["test/acc"]))
-    assert float(trainer.callback_metrics["test/fgsm_acc_0.30"]) == pytest.approx(callback.results[0.3])
+    assert callback.results.fgsm[0.0] == callback.results.clean == pytest.approx(float(trainer.callback_metrics["test/acc"]))
+    assert float(trainer.callback_metrics["test/fgsm_acc_0.30"]) == pytest.approx(callback.results.fgsm[0.3])
+    assert float(trainer.callback_metrics["test/pgd_acc_0.10"]) == pytest.approx(callback.results.pgd[0.1])
     assert (tmp_path / "fgsm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -97,14 +99,21 @@ def test_robustness_function_matches_a_manual_loop():
     torch.manual_seed(0)
     model = zoo.create_model("simple_cnn").eval()
     x, y = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
-    results = attacks.robustness(model, [(x[:8], y[:8]), (x[8:], y[8:])], epsilons=[0.0, 0.1], mean=MEAN, std=STD)
+    results = attacks.robustness(model, [(x[:8], y[:8]), (x[8:], y[8:])], epsilons=[0.0, 0.1], pgd_epsilons=[0.1], mean=MEAN, std=STD, seed=3)
     pixels = (x * STD[0] + MEAN[0]).clamp(0, 1)
     adv = attacks.fgsm(model, pixels, y, 0.1, mean=MEAN, std=STD)
     with torch.no_grad():
         manual = (model((adv - MEAN[0]) / STD[0]).argmax(1) == y).float().mean().item()
         clean = (model((pixels - MEAN[0]) / STD[0]).argmax(1) == y).float().mean().item()
-    assert results == {0.0: pytest.approx(clean), 0.1: pytest.approx(manual)}
-    assert "0.10" in attacks.format_table(results)
+        generator = torch.Generator().manual_seed(3)
+        adv_pgd = attacks.pgd(model, pixels[:8], y[:8], 0.1, mean=MEAN, std=STD, generator=generator)
+        adv_pgd = torch.cat([adv_pgd, attacks.pgd(model, pixels[8:], y[8:], 0.1, mean=MEAN, std=STD, generator=generator)])
+        manual_pgd = (model((adv_pgd - MEAN[0]) / STD[0]).argmax(1) == y).float().mean().item()
+    assert results.fgsm == {0.0: pytest.approx(clean), 0.1: pytest.approx(manual)}
+    assert results.clean == pytest.approx(clean) and results.pgd == {0.1: pytest.approx(manual_pgd)}
+    table = attacks.format_table(results).splitlines()
+    assert table[1].split() == ["epsilon", "FGSM", "PGD-10"]
+    assert table[3].split() == ["0.00", f"{clean:.4f}"] and table[4].split() == ["0.10", f"{manual:.4f}", f"{manual_pgd:.4f}"]
 
 
 class RecordingLeNet(zoo.LeNet5):
@@ -178,7 +187,18 @@ def test_adversarial_training_crafts_in_eval_mode_and_restores_every_mode():
     assert not torch.equal(expected, x[:8])
 
 
-@pytest.mark.parametrize("kwargs,match", [({"epsilon": -0.1}, "epsilon"), ({"ratio": 1.5}, "ratio")])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"epsilon": -0.1}, "epsilon must be >= 0"),
+        ({"ratio": 1.5}, "ratio"),
+        ({"attack": "pgd10"}, "unknown attack 'pgd10'; choose one of fgsm, fgsm_rs, pgd"),
+        ({"attack": "pgd", "steps": 0}, "steps must be an integer >= 1"),
+        ({"attack": "pgd", "alpha": -0.01}, "alpha"),
+        ({"attack": "fgsm", "alpha": 0.05}, "alpha applies to attack='fgsm_rs' or 'pgd'"),
+        ({"attack": "fgsm_rs", "steps": 5}, "steps=5 applies to attack='pgd'"),
+    ],
+)
 def test_adversarial_training_checks_its_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         attacks.AdversarialTraining(**kwargs)

@@ -45,8 +45,8 @@ def test_fgsm_table_shows_a_bar_over_the_batches(capsys):
     model = zoo.create_model("lenet5", num_classes=10)
     batches = [(torch.randn(4, 1, 28, 28), torch.randint(0, 10, (4,))) for _ in range(3)]
     results = attacks.robustness(model, batches, epsilons=[0.0, 0.1], progress=True)
-    assert sorted(results) == [0.0, 0.1]
-    assert "FGSM, 2 budgets" in capsys.readouterr().err
+    assert sorted(results.fgsm) == [0.0, 0.1]
+    assert "FGSM, 2 budgets; PGD-10, 1" in capsys.readouterr().err
     attacks.robustness(model, batches, epsilons=[0.0, 0.1], progress=False)
     assert "FGSM" not in capsys.readouterr().err
 

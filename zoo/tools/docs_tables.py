@@ -12,7 +12,9 @@ markers is touched.
 - README.md ``quickstart-output``, docs/guides/training.md ``recipe-results`` and the family pages' ``results``:
   result figures, from the manifest (``zoo.tools.results_tables``);
 - docs/guides/fine-tuning.md, ``finetune-strategies``: the fine-tuning strategies' table, from the results file
-  ``docs/results/finetune_strategies.json`` that ``python -m zoo.bench.finetune_strategies`` writes.
+  ``docs/results/finetune_strategies.json`` that ``python -m zoo.bench.finetune_strategies`` writes;
+- docs/models/adversarial.md, ``robustness``: accuracy under attack, from the results file
+  ``docs/results/robustness.json`` that ``python -m zoo.tools.robustness`` writes.
 """
 
 from __future__ import annotations
@@ -27,7 +29,14 @@ import yaml
 import zoo
 from zoo.hub.download import WEIGHTS_URL
 from zoo.tools.results_tables import format_value as _value
-from zoo.tools.results_tables import FINETUNE_RESULTS, render_finetune_strategies, render_quickstart, render_recipe_results
+from zoo.tools.results_tables import (
+    FINETUNE_RESULTS,
+    ROBUSTNESS_RESULTS,
+    render_finetune_strategies,
+    render_quickstart,
+    render_recipe_results,
+    render_robustness,
+)
 
 __all__ = [
     "END",
@@ -272,6 +281,7 @@ TARGETS: tuple[Target, ...] = (
     Target("docs/models/generative.md", "results", lambda root, manifest: render_recipe_results(manifest, FAMILIES["generative"][2])),
     Target("docs/models/reinforcement-learning.md", "results", lambda root, manifest: render_recipe_results(manifest, FAMILIES["rl"][2])),
     Target("docs/guides/fine-tuning.md", "finetune-strategies", lambda root, manifest: render_finetune_strategies(root)),
+    Target("docs/models/adversarial.md", "robustness", lambda root, manifest: render_robustness(root / ROBUSTNESS_RESULTS, manifest)),
 )
 
 

@@ -9,7 +9,9 @@ in README.md or docs/ cannot drift from the entry that it describes.
 - docs/guides/training.md, ``recipe-results``: each recipe's shipped result with the command that made it;
 - the family pages of docs/models/, ``results``: the same rows for the family's entries;
 - docs/guides/fine-tuning.md, ``finetune-strategies``: the fine-tuning strategies' table, from the results file
-  ``docs/results/finetune_strategies.json`` that ``python -m zoo.bench.finetune_strategies`` writes.
+  ``docs/results/finetune_strategies.json`` that ``python -m zoo.bench.finetune_strategies`` writes;
+- docs/models/adversarial.md, ``robustness``: accuracy under FGSM and PGD of shipped entries, from the results file
+  ``python -m zoo.tools.robustness ENTRY`` writes (docs/results/robustness.json).
 """
 
 from __future__ import annotations
@@ -18,7 +20,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FINETUNE_RESULTS", "QUICKSTART_ENTRY", "format_value", "quickstart_lines", "render_finetune_strategies", "render_quickstart", "render_recipe_results"]
+__all__ = [
+    "FINETUNE_RESULTS",
+    "QUICKSTART_ENTRY",
+    "ROBUSTNESS_RESULTS",
+    "format_value",
+    "quickstart_lines",
+    "render_finetune_strategies",
+    "render_quickstart",
+    "render_recipe_results",
+    "render_robustness",
+]
 
 #: the shipped entry that README.md's Quickstart command reproduces
 QUICKSTART_ENTRY = "lenet5.digits"
@@ -141,3 +153,44 @@ def render_finetune_strategies(root: Path) -> str:
                 f"{results['hardware']} (load average {results['load_average_at_start']} at start); python {v['python']}, "
                 f"torch {v['torch']}, lightning {v['lightning']}.")  # fmt: skip
     return "\n".join(rows)
+
+
+#: The results file of ``python -m zoo.tools.robustness``, relative to the repository root.
+ROBUSTNESS_RESULTS = "docs/results/robustness.json"
+
+
+def render_robustness(results_file: Path, manifest: dict[str, Any]) -> str:
+    """The robustness table: one row per entry of ``results_file`` (``python -m zoo.tools.robustness`` writes it),
+    with its clean accuracy, FGSM accuracy at each budget, PGD accuracy where measured, and the overfitting check.
+
+    Args:
+        results_file: the JSON results file (absent: no entry measured yet).
+        manifest: the manifest; a row must have measured the weights it ships (the same SHA-256).
+
+    Raises:
+        ValueError: a row measured weights the manifest does not ship (the entry was re-exported or removed).
+    """
+    rows = json.loads(results_file.read_text(encoding="utf-8"))["entries"] if results_file.is_file() else []
+    if not rows:
+        return "No shipped entry measured yet: `python -m zoo.tools.robustness ENTRY` measures one and adds it here."
+    shipped = {e["name"]: e["sha256"] for e in manifest.get("weights", [])}
+    for r in rows:
+        if shipped.get(r["name"]) != r["sha256"]:
+            raise ValueError(f"{results_file} measured {r['name']} with weights {r['sha256'][:12]}, which the manifest does not "
+                             f"ship: run {r['command']}")  # fmt: skip
+    fgsm = sorted({float(e) for r in rows for e in r["fgsm"]} - {0.0})
+    pgd = sorted({float(e) for r in rows for e in r["pgd"]})
+    steps = sorted({r["pgd_steps"] for r in rows})
+    head = ["entry", "training", "clean", *(f"FGSM {e:g}" for e in fgsm), *(f"PGD-{'/'.join(map(str, steps))} {e:g}" for e in pgd),
+            "catastrophic overfitting", "test images", "command"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def cell(values: dict[str, float], eps: float) -> str:
+        return f"{100 * values[f'{eps:g}']:.2f}%" if f"{eps:g}" in values else "—"
+
+    for r in rows:
+        suspected = ", ".join(f"suspected at {e}" for e in r["suspected"]) or "not suspected"
+        cells = [f"`{r['name']}`", r["training"], f"{100 * r['clean']:.2f}%", *(cell(r["fgsm"], e) for e in fgsm),
+                 *(cell(r["pgd"], e) for e in pgd), suspected, f"{r['test_images']:,}", f"`{r['command']}`"]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
