@@ -30,7 +30,6 @@ import zoo
 from zoo.hub.download import WEIGHTS_URL
 from zoo.tools.results_tables import format_value as _value
 from zoo.tools.results_tables import (
-    FINETUNE_RESULTS,
     ROBUSTNESS_RESULTS,
     render_finetune_strategies,
     render_quickstart,
