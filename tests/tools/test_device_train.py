@@ -125,3 +125,13 @@ def test_dry_run_writes_checkpoints_that_zoo_export_measures(vision_root, tmp_pa
     assert row["reproduce"]["command"] == googlenet["command"] and row["reproduce"]["hardware"] == "CPU (dry run)"
     assert row["target"] == {"value": 0.937, "reached": False, "reference": PLAN[0].reference}
 
+
+def test_the_devices_page_gives_the_plan_as_it_is():
+    page = (REPO / "docs" / "guides" / "devices.md").read_text()
+    table = page.split("<!-- plan:start -->")[1].split("<!-- plan:end -->")[0]
+    rows = {cells[0].strip("` "): cells for line in table.splitlines()[3:] if (cells := [c.strip() for c in line.strip("|").split("|")])}
+    assert set(rows) == {e.name for e in PLAN}
+    for entry in PLAN:
+        _, recipe, epochs, compiled, share, _ = rows[entry.name]
+        assert recipe.startswith(f"`{Path(entry.recipe).stem}`")
+        assert (int(epochs), compiled, share) == (entry.epochs, "yes" if entry.compile else "no", f"{entry.share_s} s")
