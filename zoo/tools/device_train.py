@@ -150,6 +150,9 @@ def train_args(entry: PlanEntry, *, out: Path, data_dir: str | None, dry_run: bo
     if data_dir:
         args += [f"--data.init_args.data_dir={data_dir}", "--data.init_args.download=false"]
     args.append(f"--trainer.default_root_dir={out / entry.name.split('.')[0]}")
+    # The summary runs the model on its 2-image example input: a compiled model would compile for that shape too,
+    # and then again with a dynamic batch dimension for the real batches.
+    args.append("--trainer.enable_model_summary=false")
     if dry_run:  # the same commands on a CPU: fp32, two steps, one validation and one test batch
         args += ["--trainer.accelerator=cpu", "--trainer.precision=32-true", "--trainer.max_epochs=1",
                  "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1", "--trainer.limit_test_batches=1"]  # fmt: skip
