@@ -115,13 +115,15 @@ def render_recipe_results(manifest: dict[str, Any], classes: tuple[str, ...] | N
         r, m = e["reproduce"], e["metric"]
         recipe = r["config"].rsplit("/", 1)[-1].removesuffix(".yaml")
         seconds = f"{r['wall_time_s']:.0f} s" if r.get("wall_time_s") is not None else "not recorded"
+        result = f"{m['name']} {format_value(m['name'], m['value'])}"
+        if "elbo" in m:
+            result += f" (ELBO {format_value('test/elbo', m['elbo'])})"
         target = e.get("target")
         goal = "—"
         if target:
             goal = f"{format_value(m['name'], target['value'])}, {'reached' if target.get('reached') else 'not reached'}"
             goal += f" ({target['reference']})" if target.get("reference") else ""
-        cells = [f"`{recipe}`", f"`{e['name']}`", str(r["epochs"]), f"{m['name']} {format_value(m['name'], m['value'])}",
-                 goal, seconds, r["hardware"], f"`{r['command']}`"]  # fmt: skip
+        cells = [f"`{recipe}`", f"`{e['name']}`", str(r["epochs"]), result, goal, seconds, r["hardware"], f"`{r['command']}`"]  # fmt: skip
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(rows)
 
