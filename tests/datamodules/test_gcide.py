@@ -1,17 +1,15 @@
 """GCIDE in dictd's format (a gzip-compatible .dict.dz and its base-64 .index): one plain text per definition,
 markup stripped; the real dictionary when dict-gcide is installed."""
 
-import gzip
 import os
 from pathlib import Path
 
 import pytest
-from tests.conftest import require_real_data
+from tests.conftest import require_real_data, write_dictd
+from tests.conftest import dictd_number as _number
 
 from datamodules.base import CorruptDataError, DataNotFoundError
 from datamodules.gcide import SYSTEM_GCIDE, decode_dictd_number, gcide_definitions, read_dictd, read_gcide
-
-_DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 CAT = """cat \\cat\\ (k[a^]t), n. [AS. cat; akin to D. & Dan. kat, Sw.
    katt, Icel. k["o]ttr. Cf.
@@ -44,31 +42,6 @@ DILUENT = """Diluent \\Dil"u*ent\\, a. [L. diluens, p. pr. diluere. See
    water. --Arbuthnot.
    [1913 Webster]
 """
-
-
-def _number(n: int) -> str:
-    out = ""
-    while True:
-        out = _DIGITS[n % 64] + out
-        n //= 64
-        if not n:
-            return out
-
-
-def write_dictd(folder: Path, entries: dict[str, bytes], aliases: dict[str, str] = {}) -> Path:
-    """A dictd database as dict-gcide ships it: the entries gzip-compressed (dictzip is gzip with a seek table)
-    and an index of ``headword TAB offset TAB length`` in base-64; ``aliases`` point more headwords at an entry."""
-    folder.mkdir(parents=True, exist_ok=True)
-    data, spans = b"", {}
-    for word, text in {"00-database-short": b"The dictionary\n", **entries}.items():
-        spans[word] = (len(data), len(text))
-        data += text
-    lines = [f"{w}\t{_number(o)}\t{_number(n)}" for w, (o, n) in spans.items()]
-    lines += [f"{a}\t{_number(spans[w][0])}\t{_number(spans[w][1])}" for a, w in aliases.items()]
-    (folder / "gcide.index").write_text("\n".join(sorted(lines)) + "\n", encoding="utf-8")
-    with gzip.open(folder / "gcide.dict.dz", "wb") as f:
-        f.write(data)
-    return folder / "gcide.dict.dz"
 
 
 def test_dictd_numbers_are_base_64():

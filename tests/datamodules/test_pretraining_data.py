@@ -7,7 +7,8 @@ import pytest
 import torch
 from tests.conftest import real_fortunes  # noqa: F401  (fixture)
 from tests.conftest import require_real_data
-from tests.datamodules.test_gcide import CAT, DILUENT, write_dictd
+from tests.conftest import write_dictd
+from tests.datamodules.test_gcide import CAT, DILUENT
 
 import zoo
 from datamodules import MaskedLMDataModule, TextCorpusDataModule
