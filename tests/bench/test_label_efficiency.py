@@ -24,7 +24,7 @@ def test_a_tiny_curve_fine_tunes_from_pretraining_and_from_scratch(tmp_path, vis
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("ZOO_DATA_DIR", str(vision_root.root))  # fixture fortunes and gcide; the subprocesses inherit it
     # a tiny pre-training with the fine-tuning recipe's data settings, so that both build the same vocabulary
-    dm = MaskedLMDataModule(extra_corpora=["gcide"], whole_word_mask=True, level="wordpiece", max_len=64, max_size=8000, min_freq=2, batch_size=16)
+    dm = MaskedLMDataModule(extra_corpora=["gcide"], whole_word_mask=True, level="wordpiece", max_len=64, max_size=6000, min_freq=2, batch_size=16)
     mlm = zoo.create_model("bert_small", d_model=32, nhead=2, num_layers=1, dim_feedforward=64, max_len=64, vocab_size=dm.vocab_size, tokenizer=dm.tokenizer)
     trainer = L.Trainer(accelerator="cpu", max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, limit_val_batches=0)  # fmt: skip

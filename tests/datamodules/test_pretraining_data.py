@@ -17,6 +17,7 @@ from datamodules.gcide import SYSTEM_GCIDE
 from datamodules.unlabelled import decontaminate, word_ngrams
 from zoo.core.masking import IGNORE_INDEX, MASK_ID
 from zoo.core.tokenizer import Tokenizer
+from zoo.evaluation.shipped_metrics import metric_spec
 
 
 def test_decontaminate_drops_texts_sharing_eight_words_or_equal_to_a_held_out_text():
@@ -105,6 +106,9 @@ def test_mlm_model_trains_on_masked_batches(with_gcide):
     assert trainer.global_step == 3 and torch.isfinite(trainer.callback_metrics["train/loss_step"])
     (scores,) = trainer.validate(model, dm, verbose=False)
     assert scores["val/loss"] > 0 and 0.0 <= scores["val/mlm_acc"] <= 1.0
+    spec = metric_spec(model)  # what zoo-export measures and the manifest records for an MLM entry
+    (tested,) = trainer.test(model, dm, verbose=False)
+    assert spec["name"] == "test/mlm_acc" and spec["higher_is_better"] and 0.0 <= tested[spec["name"]] <= 1.0
 
 
 def test_mistakes_are_clear_errors(fortunes_dir):

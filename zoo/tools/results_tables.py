@@ -39,7 +39,7 @@ __all__ = [
 #: the shipped entry that README.md's Quickstart command reproduces
 QUICKSTART_ENTRY = "lenet5.digits"
 
-_PERCENT = ("acc", "exact_match", "class_acc")
+_PERCENT = ("acc", "exact_match", "class_acc", "mlm_acc")
 
 
 def format_value(name: str, value: float) -> str:
