@@ -7,6 +7,7 @@ Each datamodule exposes ``num_classes``, ``input_shape``, ``class_names`` and ``
 from datamodules.base import CorruptDataError, DataNotFoundError, ImageDataModule, InMemoryDataset, ZooDataModule
 from datamodules.corpus import TextCorpusDataModule
 from datamodules.imagefolder import ImageFolderDataModule
+from datamodules.pretraining import MaskedLMDataModule
 from datamodules.rl import EnvironmentDataModule
 from datamodules.streaming import StreamingImageDataModule
 from datamodules.tabular import BlobsDataModule, DigitsDataModule, LinearRegressionDataModule
@@ -29,6 +30,7 @@ __all__ = [
     "InMemoryDataset",
     "LinearRegressionDataModule",
     "MNISTDataModule",
+    "MaskedLMDataModule",
     "StreamingImageDataModule",
     "TextDataModule",
     "TextCorpusDataModule",

@@ -15,6 +15,12 @@ category's training entries therefore never reads the test entries of a classifi
 The vocabulary is built from the training entries of every category, not only the selected ones, so a
 masked-language model pre-trained on the whole corpus and a classifier fine-tuned on some categories
 share it; id 4 is reserved for BERT's ``<mask>``.
+
+``extra_corpora`` (``["gcide"]``: Debian's dictionary definitions, ``datamodules.gcide``) adds unlabelled texts to
+the vocabulary's training texts, less any that shares an 8-word run with a validation or test entry of any
+category (``datamodules.unlabelled.decontaminate``); ``datamodules.MaskedLMDataModule`` pre-trains on them too.
+``train_fraction`` keeps a seeded, stratified share of the training entries (validation and test unchanged) for
+label-efficiency curves; the vocabulary does not depend on it.
 """
 
 from __future__ import annotations
@@ -30,9 +36,10 @@ from torch import Tensor
 
 from datamodules.base import CorruptDataError, DataNotFoundError
 from datamodules.text import TextDataModule
+from datamodules.unlabelled import decontaminate, read_extra_corpus
 from zoo.core.tokenizer import Tokenizer
 
-__all__ = ["FORTUNE_CATEGORIES", "TextCorpusDataModule", "read_csv_texts", "read_fortunes", "read_text_folder"]
+__all__ = ["FORTUNE_CATEGORIES", "TextCorpusDataModule", "read_csv_texts", "read_fortunes", "read_text_folder", "stratified_subset"]
 
 SYSTEM_FORTUNES = "/usr/share/games/fortunes"
 MASK_TOKEN = "<mask>"  # zoo.bert.MASK_TOKEN; spelled here so datamodules do not import the model
@@ -90,6 +97,25 @@ def read_csv_texts(path: str | os.PathLike) -> dict[str, list[str]]:
     return out
 
 
+def stratified_subset(indices: Tensor, labels: Tensor, fraction: float, *, seed: int) -> Tensor:
+    """A seeded share ``fraction`` of ``indices`` in every class of ``labels`` (at least one per class), in the
+    order of ``indices``; for one seed a smaller fraction's subset lies inside a larger one's.
+
+    Args:
+        indices: (N,) the indices to draw from.
+        labels: (N,) the class of each.
+        fraction: the share kept, in (0, 1].
+        seed: the seed of the draw.
+    """
+    g = torch.Generator().manual_seed(seed)
+    keep = torch.zeros(len(indices), dtype=torch.bool)
+    for c in labels.unique().tolist():
+        members = (labels == c).nonzero().squeeze(1)  # (N_c,)
+        order = members[torch.randperm(len(members), generator=g)]
+        keep[order[: max(1, round(fraction * len(members)))]] = True
+    return indices[keep]
+
+
 class TextCorpusDataModule(TextDataModule):
     """Labelled texts (fortunes by category, a text folder or a CSV) as ``[CLS] ids [SEP]`` batches.
 
@@ -98,6 +124,12 @@ class TextCorpusDataModule(TextDataModule):
             ``$ZOO_DATA_DIR/fortunes``, ``./data/fortunes`` and ``/usr/share/games/fortunes`` that exists.
         categories: the categories to classify, in label order; None keeps every category (sorted by name).
         add_special_tokens: frame each text as BERT reads it, ``[CLS]`` (bos) first and ``[SEP]`` (eos) last.
+        extra_corpora: unlabelled corpora whose texts join the vocabulary's: "gcide", or a dictd ``.dict.dz`` path;
+            texts sharing 8 words in a row with a held-out entry are dropped. Pre-training and fine-tuning must agree.
+        max_extra_texts: read at most this many texts of each extra corpus (0: all), for quick runs.
+        train_fraction: share of each category's training entries kept (a seeded, stratified subset, nested as the
+            fraction grows); validation, test and the vocabulary are unchanged.
+        train_subset_seed: seed of that subset.
         level: "word" or "char" tokens, or "wordpiece": BERT's subwords, a vocabulary trained by Hugging Face
             ``tokenizers`` (``pip install tokenizers``) on the same texts, so that few words are ``<unk>``.
         min_freq: keep tokens seen at least this many times in the training texts of every category ("wordpiece":
@@ -118,16 +150,35 @@ class TextCorpusDataModule(TextDataModule):
         data_dir: str | None = None,
         categories: list[str] | None = None,
         add_special_tokens: bool = True,
+        extra_corpora: list[str] | None = None,
+        max_extra_texts: int = 0,
+        train_fraction: float = 1.0,
+        train_subset_seed: int = 0,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         if categories is not None and len(set(categories)) < 2:
             raise ValueError(f"categories must name at least 2 distinct categories (or be None for all), got {categories}")
+        if not 0.0 < train_fraction <= 1.0:
+            raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
+        if max_extra_texts < 0:
+            raise ValueError(f"max_extra_texts must be >= 0 (0: all), got {max_extra_texts}")
+        if isinstance(extra_corpora, str):
+            raise ValueError(f"extra_corpora is a list of corpora, got the string {extra_corpora!r}: write [{extra_corpora!r}]")
+        for name in extra_corpora or []:
+            if name != "gcide" and not str(name).endswith((".dict.dz", ".dict")):
+                raise ValueError(f"unknown extra corpus {name!r}: name 'gcide' or a dictd .dict.dz/.dict file")
+        self.extra_corpora = list(extra_corpora or [])
+        self.max_extra_texts = max_extra_texts
+        self.train_fraction = train_fraction
+        self.train_subset_seed = train_subset_seed
+        self._extra: list[str] | None = None
         self.data_dir = data_dir
         self.categories = list(categories) if categories is not None else None
         self.add_special_tokens = add_special_tokens
         self._corpus: dict[str, list[str]] | None = None
         self._splits: Tensor | None = None  # split of each entry read_texts returned: 0 train, 1 val, 2 test
+        self._labels: Tensor | None = None  # label of each entry read_texts returned
 
     # -- the corpus ---------------------------------------------------------------------------------
     def locate(self) -> Path:
@@ -190,6 +241,17 @@ class TextCorpusDataModule(TextDataModule):
             return 2
         return 1 if u < self.test_fraction + (1.0 - self.test_fraction) * self.val_fraction else 0
 
+    def held_out_texts(self) -> list[str]:
+        """The validation and test entries of every category: what no pre-training or vocabulary may read."""
+        return [t for entries in self.corpus().values() for t in entries if self.split_of(t) != 0]
+
+    def extra_texts(self) -> list[str]:
+        """The texts of ``extra_corpora``, deduplicated, less any that shares 8 words in a row with a held-out entry."""
+        if self._extra is None:
+            texts = list(dict.fromkeys(t for name in self.extra_corpora for t in read_extra_corpus(name, max_texts=self.max_extra_texts)))
+            self._extra = decontaminate(texts, self.held_out_texts()) if texts else []
+        return self._extra
+
     # -- TextDataModule's hooks -------------------------------------------------------------------------
     def read_texts(self) -> tuple[tuple[list[str], Tensor], None]:
         names = self.class_names
@@ -198,19 +260,23 @@ class TextCorpusDataModule(TextDataModule):
             texts += self.corpus()[name]
             labels += [label] * len(self.corpus()[name])
         self._splits = torch.tensor([self.split_of(t) for t in texts], dtype=torch.long)
-        return (texts, torch.tensor(labels, dtype=torch.long)), None
+        self._labels = torch.tensor(labels, dtype=torch.long)
+        return (texts, self._labels), None
 
     def split_indices(self, n: int, has_test: bool) -> tuple[Tensor, Tensor, Tensor | None]:
         if self._splits is None:
             self._cached_texts()
         if n != len(self._splits):
             raise RuntimeError(f"split of {n} entries asked, {len(self._splits)} read")
-        return tuple((self._splits == s).nonzero().squeeze(1) for s in range(3))  # type: ignore[return-value]
+        train, val, test = ((self._splits == s).nonzero().squeeze(1) for s in range(3))
+        if self.train_fraction < 1.0:
+            train = stratified_subset(train, self._labels[train], self.train_fraction, seed=self.train_subset_seed)
+        return train, val, test
 
     def get_tokenizer(self) -> Tokenizer:
         """The vocabulary of the training entries of every category, ``<mask>`` at id 4."""
         if self._tokenizer is None:
-            texts = [t for entries in self.corpus().values() for t in entries if self.split_of(t) == 0]
+            texts = [t for entries in self.corpus().values() for t in entries if self.split_of(t) == 0] + self.extra_texts()
             self._tokenizer = Tokenizer.build(
                 texts, level=self.level, lowercase=self.lowercase, min_freq=self.min_freq, max_size=self.max_size, reserved=[MASK_TOKEN]
             )

@@ -116,6 +116,11 @@ FORTUNE_WORDS = {  # fixture categories: each has words of its own, over a share
     "art": ["painter", "canvas", "museum", "sculpture", "color", "brush"],
 }
 FORTUNE_FILLER = ["the", "a", "of", "is", "and", "to", "in", "it", "you", "that", "was", "my"]
+GCIDE_FIXTURE = {  # a few dictionary entries in GCIDE's markup, for the recipes that read $ZOO_DATA_DIR/gcide
+    "cat": b"cat \\cat\\ (k[a^]t), n.\n   1. A small domesticated carnivorous mammal with soft fur.\n      [1913 Webster]\n",
+    "unbelievable": b'Unbelievable \\Un`be*liev"a*ble\\, a.\n   Not to be believed; incredible.\n   [1913 Webster]\n',
+    "kernel": b'Kernel \\Ker"nel\\, n.\n   The central, most important part of an operating system or a seed.\n   [WordNet 1.5]\n',
+}
 FORTUNE_SHARED = "The same saying filed under every category."  # ambiguous: the datamodule drops it
 
 
@@ -142,6 +147,33 @@ def write_fortunes(folder: Path, per_category: int = 40, seed: int = 0) -> dict[
         (folder / f"{name}.u8").symlink_to(name)
         written[name] = entries
     return written
+
+
+_DICTD_DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+def dictd_number(n: int) -> str:
+    out = ""
+    while True:
+        out = _DICTD_DIGITS[n % 64] + out
+        n //= 64
+        if not n:
+            return out
+
+
+def write_dictd(folder: Path, entries: dict[str, bytes], aliases: dict[str, str] = {}) -> Path:
+    """A dictd database as dict-gcide ships it: the entries gzip-compressed (dictzip is gzip with a seek table)
+    and an index of ``headword TAB offset TAB length`` in base-64; ``aliases`` point more headwords at an entry."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data, spans = b"", {}
+    for word, text in {"00-database-short": b"The dictionary\n", **entries}.items():
+        spans[word] = (len(data), len(text))
+        data += text
+    lines = [f"{w}\t{dictd_number(o)}\t{dictd_number(n)}" for w, (o, n) in spans.items()]
+    lines += [f"{a}\t{dictd_number(spans[w][0])}\t{dictd_number(spans[w][1])}" for a, w in aliases.items()]
+    (folder / "gcide.index").write_text("\n".join(sorted(lines)) + "\n", encoding="utf-8")
+    with gzip.open(folder / "gcide.dict.dz", "wb") as f:
+        f.write(data)
+    return folder / "gcide.dict.dz"
 
 
 @pytest.fixture
@@ -200,6 +232,7 @@ def vision_root(tmp_path_factory: pytest.TempPathFactory):
     )
     write_aclimdb(root / "aclImdb")  # text recipes read it from the same root
     write_fortunes(root / "fortunes")  # the BERT recipes' corpus
+    write_dictd(root / "gcide", GCIDE_FIXTURE)  # the extra text of the gcide recipes
     cifar_md5 = {f.name: hashlib.md5(f.read_bytes()).hexdigest() for f in (root / "cifar-10-batches-py").glob("*_batch*")}
     md5_file = root / "fixture-cifar10-md5.json"
     md5_file.write_text(json.dumps(cifar_md5))

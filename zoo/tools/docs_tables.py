@@ -14,7 +14,8 @@ markers is touched.
 - docs/guides/fine-tuning.md, ``finetune-strategies``: the fine-tuning strategies' table, from the results file
   ``docs/results/finetune_strategies.json`` that ``python -m zoo.bench.finetune_strategies`` writes;
 - docs/models/adversarial.md, ``robustness``: accuracy under attack, from the results file
-  ``docs/results/robustness.json`` that ``python -m zoo.tools.robustness`` writes.
+  ``docs/results/robustness.json`` that ``python -m zoo.tools.robustness`` writes;
+- docs/models/text.md, ``label-efficiency``: BERT's label-efficiency curve, from ``docs/results/bert_label_efficiency.json``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from zoo.tools.results_tables import format_value as _value
 from zoo.tools.results_tables import (
     ROBUSTNESS_RESULTS,
     render_finetune_strategies,
+    render_label_efficiency,
     render_quickstart,
     render_recipe_results,
     render_robustness,
@@ -281,6 +283,7 @@ TARGETS: tuple[Target, ...] = (
     Target("docs/models/reinforcement-learning.md", "results", lambda root, manifest: render_recipe_results(manifest, FAMILIES["rl"][2])),
     Target("docs/guides/fine-tuning.md", "finetune-strategies", lambda root, manifest: render_finetune_strategies(root)),
     Target("docs/models/adversarial.md", "robustness", lambda root, manifest: render_robustness(root / ROBUSTNESS_RESULTS, manifest)),
+    Target("docs/models/text.md", "label-efficiency", lambda root, manifest: render_label_efficiency(root)),
 )
 
 

@@ -11,7 +11,9 @@ in README.md or docs/ cannot drift from the entry that it describes.
 - docs/guides/fine-tuning.md, ``finetune-strategies``: the fine-tuning strategies' table, from the results file
   ``docs/results/finetune_strategies.json`` that ``python -m zoo.bench.finetune_strategies`` writes;
 - docs/models/adversarial.md, ``robustness``: accuracy under FGSM and PGD of shipped entries, from the results file
-  ``python -m zoo.tools.robustness ENTRY`` writes (docs/results/robustness.json).
+  ``python -m zoo.tools.robustness ENTRY`` writes (docs/results/robustness.json);
+- docs/models/text.md, ``label-efficiency``: BERT's label-efficiency curve, from ``docs/results/bert_label_efficiency.json``
+  that ``python -m zoo.bench.label_efficiency`` writes.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from typing import Any
 
 __all__ = [
     "FINETUNE_RESULTS",
+    "LABEL_EFFICIENCY_RESULTS",
     "QUICKSTART_ENTRY",
     "ROBUSTNESS_RESULTS",
     "format_value",
     "quickstart_lines",
     "render_finetune_strategies",
+    "render_label_efficiency",
     "render_quickstart",
     "render_recipe_results",
     "render_robustness",
@@ -35,7 +39,7 @@ __all__ = [
 #: the shipped entry that README.md's Quickstart command reproduces
 QUICKSTART_ENTRY = "lenet5.digits"
 
-_PERCENT = ("acc", "exact_match", "class_acc")
+_PERCENT = ("acc", "exact_match", "class_acc", "mlm_acc")
 
 
 def format_value(name: str, value: float) -> str:
@@ -196,3 +200,35 @@ def render_robustness(results_file: Path, manifest: dict[str, Any]) -> str:
                  *(cell(r["pgd"], e) for e in pgd), suspected, f"{r['test_images']:,}", f"`{r['command']}`"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+#: The results file of ``python -m zoo.bench.label_efficiency``, relative to the repository root.
+LABEL_EFFICIENCY_RESULTS = "docs/results/bert_label_efficiency.json"
+
+
+def render_label_efficiency(root: Path) -> str:
+    """BERT's label-efficiency table: per share of the labels, the test accuracy (mean ± standard deviation over the
+    seeds) from pre-training and from scratch, each at the learning rate chosen on validation, and the difference."""
+    path = root / LABEL_EFFICIENCY_RESULTS
+    if not path.is_file():
+        return f"Not measured yet: `python -m zoo.bench.label_efficiency --pretrained <mlm checkpoint> --out {LABEL_EFFICIENCY_RESULTS}` writes the figures."
+    results = json.loads(path.read_text(encoding="utf-8"))
+    chosen = {(c["fraction"], c["start"]): c for c in results["chosen"]}
+    rows = [f"| share of the training labels | pre-trained: test accuracy (lr) | from scratch: test accuracy (lr) | difference |",
+            "|---|---|---|---|"]  # fmt: skip
+    for fraction in sorted({f for f, _ in chosen}):
+        cells = []
+        for start in ("pretrained", "scratch"):
+            c = chosen.get((fraction, start))
+            cells.append(f"{100 * c['test_acc_mean']:.2f}% ± {100 * c['test_acc_std']:.2f} (lr {c['lr']:g})" if c else "—")
+        both = [chosen.get((fraction, s)) for s in ("pretrained", "scratch")]
+        diff = f"{100 * (both[0]['test_acc_mean'] - both[1]['test_acc_mean']):+.2f} points" if all(both) else "—"
+        rows.append(f"| {100 * fraction:g}% | {cells[0]} | {cells[1]} | {diff} |")
+    v = results["versions"]
+    rows.append("")
+    rows.append(f"Mean ± standard deviation over seeds {', '.join(map(str, results['seeds']))}; {results['steps']} steps per run; "
+                f"learning rate chosen among {', '.join(f'{lr:g}' for lr in results['lrs'])} by mean validation accuracy. "
+                f"Recipe `{results['config']}`, pre-training `{results['pretrained']}`. Measured {results['date']} UTC with "
+                f"`{results['command']}` on {results['hardware']} (load average {results['load_average_at_start']} at start); "
+                f"python {v['python']}, torch {v['torch']}, lightning {v['lightning']}.")  # fmt: skip
+    return "\n".join(rows)

@@ -214,13 +214,16 @@ class BertForMaskedLM(_BertInput, ZooModule):
         self.check_input(x)
         return self.mlm_logits(self.bert(x))
 
-    def _mlm_step(self, batch: Tensor | tuple[Tensor, ...], batch_idx: int, stage: str) -> Tensor:
-        ids = batch[0] if isinstance(batch, (tuple, list)) else batch  # labels of a classification corpus unused
-        self.check_input(ids)
-        generator = None  # training: the global RNG (seed_everything), fresh masks every epoch
-        if stage != "train":
-            generator = torch.Generator(device=ids.device).manual_seed(10_000 + batch_idx)
-        inputs, labels = mask_tokens(ids, vocab_size=self.hparams.vocab_size, mask_prob=self.hparams.mask_prob, generator=generator)
+    def _mlm_step(self, batch: Tensor | tuple[Tensor, ...] | dict[str, Tensor], batch_idx: int, stage: str) -> Tensor:
+        if isinstance(batch, dict):  # masked by the datamodule (datamodules.MaskedLMDataModule: whole-word masking)
+            inputs, labels = self.check_input(batch["inputs"]), batch["labels"]  # (B, T) each
+        else:
+            ids = batch[0] if isinstance(batch, (tuple, list)) else batch  # labels of a classification corpus unused
+            self.check_input(ids)
+            generator = None  # training: the global RNG (seed_everything), fresh masks every epoch
+            if stage != "train":
+                generator = torch.Generator(device=ids.device).manual_seed(10_000 + batch_idx)
+            inputs, labels = mask_tokens(ids, vocab_size=self.hparams.vocab_size, mask_prob=self.hparams.mask_prob, generator=generator)
         h = self.bert(inputs)  # (B, T, D)
         selected = labels != IGNORE_INDEX  # (B, T)
         n = int(selected.sum())
