@@ -166,7 +166,15 @@ def test_hyperparameters_are_primitive_and_documented(name):
     model = build(name)
     cls = type(model)
     assert _is_primitive(dict(model.hparams))
-    params = [p for p in inspect.signature(cls.__init__).parameters.values() if p.kind == p.KEYWORD_ONLY]
+    # The arguments of every __init__ along the MRO (BertClassifier's own __init__ takes only **kwargs: its
+    # encoder arguments are BertBase's), all recorded.
+    params = [
+        p
+        for klass in cls.__mro__
+        if "__init__" in vars(klass) and klass.__module__.startswith("zoo.")
+        for p in inspect.signature(klass.__init__).parameters.values()
+        if p.kind == p.KEYWORD_ONLY
+    ]
     assert params and set(p.name for p in params) <= set(model.hparams)
     for key in model.hparams:
         owner = defining_class(cls, key)
