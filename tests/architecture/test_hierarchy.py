@@ -21,29 +21,18 @@ def zoo_ancestors(cls: type) -> list[str]:
     return [k.__qualname__ for k in cls.__mro__[1:] if k.__module__.startswith("zoo.")]
 
 
-#: Not there yet, and listed so that none gets deeper and each one fixed must leave the list (strict xfail):
-#: the image classifiers inherit ImageClassifier, ImageInputMixin, ClassifierModule, SupervisedModule and
-#: ZooModule; the autoencoders AutoencoderModule, GenerativeModule, ImageInputMixin, SupervisedModule, ZooModule.
-#: tests/models/test_models.py requires SupervisedModule between ZooModule and ClassifierModule, so three needs
-#: the image-input mixin folded into the image bases, which this change does not do.
-TOO_DEEP = {
-    "AlexNet", "AlexNetSmall", "Autoencoder", "BertClassifier", "ConvAutoencoder", "DCGAN", "DenseNet", "GAN",
-    "GoogLeNet", "LeNet5", "MLP", "RecurrentClassifier", "ResNet", "ResNet9", "SimpleCNN", "VAE", "VGG",
-    "VisionTransformer", "WideResNet",
-}  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    "cls",
-    [
-        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason="more than three zoo ancestors: see TOO_DEEP"))
-        if c.__name__ in TOO_DEEP else c
-        for c in MODEL_CLASSES
-    ],
-    ids=lambda c: c.__name__,
-)
+@pytest.mark.parametrize("cls", MODEL_CLASSES, ids=lambda c: c.__name__)
 def test_at_most_three_zoo_ancestors(cls):
     assert len(zoo_ancestors(cls)) <= MAX_ZOO_ANCESTORS, zoo_ancestors(cls)
+
+
+def test_image_classifiers_hold_their_image_input():
+    """The image classifiers read their normalization and class names through an ImageInput they hold
+    (composition), not through a base: ResNet's zoo ancestors are ImageClassifier, ClassifierModule, ZooModule."""
+    assert zoo_ancestors(zoo.ResNet) == ["ImageClassifier", "ClassifierModule", "ZooModule"]
+    model = zoo.create_model("resnet20", mean=[0.5], std=[0.25], class_names=[str(i) for i in range(10)], in_channels=1)
+    assert isinstance(model.image_input, zoo.core.preprocessing.ImageInput)
+    assert model.hparams.mean == [0.5] and model.transforms().std == [0.25] and model.class_names[3] == "3"
 
 
 def test_no_mixin_is_a_lightning_module():

@@ -1,5 +1,5 @@
 """What the image classifiers (LeNet-5, SimpleCNN, AlexNet, VGG, ResNet, ViT) share: input size,
-frozen backbones, and the preprocessing they carry (``zoo.preprocessing``).
+frozen backbones, and the preprocessing they carry (``zoo.core.preprocessing.ImageInput``).
 
 ImageNet weights bring torchvision's recipe (resize 256, center crop 224, ImageNet mean and std); a
 model trained on a zoo datamodule records that datamodule's normalization and class names in its
@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from zoo.core.base import ClassifierModule
 from zoo.core.features import FeatureStage, run_intermediates
-from zoo.core.preprocessing import IMAGENET_MEAN, IMAGENET_STD, ImageInputModule, ImagePreprocessing
+from zoo.core.preprocessing import IMAGENET_MEAN, IMAGENET_STD, ImageInput, ImagePreprocessing
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageClassifier", "ImagePreprocessing", "adapt_channel_stats", "adapt_conv_weight"]
 
@@ -47,13 +47,14 @@ def adapt_channel_stats(mean: list[float], std: list[float], in_channels: int) -
     return (list(mean) * in_channels)[:in_channels], (list(std) * in_channels)[:in_channels]
 
 
-class ImageClassifier(ImageInputModule, ClassifierModule):
+class ImageClassifier(ClassifierModule):
     """Base of the zoo's image classifiers: (B, in_channels, image_size, image_size) -> logits.
 
     Subclasses build ``self.head`` in ``__init__``;
     ``stem_conv`` names the first convolution (for ``in_channels`` adaptation). The normalization and
-    class names the model was trained with are hyperparameters (see ``zoo.core.preprocessing.ImageInputModule``),
-    so ``transforms()`` and ``zoo.predict`` read raw images the way the training pipeline did.
+    class names the model was trained with are hyperparameters, held as ``image_input``
+    (``zoo.core.preprocessing.ImageInput``), so ``transforms()`` and ``zoo.predict`` read raw images the way
+    the training pipeline did.
 
     Args:
         in_channels: image channels, 1 (grey) or 3 (colour).
@@ -67,7 +68,10 @@ class ImageClassifier(ImageInputModule, ClassifierModule):
             order, which oneDNN on CPUs and cuDNN on tensor-core GPUs run faster (LeNet-5 1.8x per training
             step on a 2-core CPU, see BENCHMARKS.md). Only the memory layout changes: the state-dict keys,
             shapes and values are the same, so checkpoints load either way.
-        **kwargs: ``ImageInputModule``'s ``mean``, ``std``, ``class_names``, then ``ClassifierModule``'s arguments.
+        mean: per-channel mean of the normalization the model reads (images in [0, 1]); None: none.
+        std: per-channel standard deviation of that normalization; None: none.
+        class_names: one name per class, in label order, or None.
+        **kwargs: ``ClassifierModule``'s arguments.
     """
 
     #: Attribute path of the first convolution, whose input channels ``adapt_input_channels`` changes.
@@ -82,9 +86,13 @@ class ImageClassifier(ImageInputModule, ClassifierModule):
         freeze_backbone: bool = False,
         resize_size: int | None = None,
         channels_last: bool = False,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+        class_names: list[str] | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        self.image_input = ImageInput(self, mean=mean, std=std, class_names=class_names)
         if in_channels < 1:
             raise ValueError(f"in_channels must be >= 1, got {in_channels}")
         if image_size < 1:
@@ -123,6 +131,33 @@ class ImageClassifier(ImageInputModule, ClassifierModule):
     @property
     def input_shape(self) -> tuple[int, ...]:
         return (self.in_channels, self.image_size, self.image_size)
+
+    # -- the images it reads (ImageInput) -------------------------------------------------------------
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image: ``input_shape``."""
+        return tuple(self.input_shape)
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """One name per class in label order (the datamodule's, or ImageNet's), or None."""
+        return self.image_input.class_names
+
+    def transforms(self) -> ImagePreprocessing:
+        """The preprocessing that turns one raw image into one input sample of this model."""
+        return self.image_input.transforms()
+
+    def record_preprocessing(self, mean: list[float] | None, std: list[float] | None, class_names: list[str] | None = None) -> None:
+        """Record the normalization (and class names, when given) in the hyperparameters, so checkpoints keep them."""
+        self.image_input.record(mean, std, class_names)
+
+    def normalize(self, pixels: Tensor) -> Tensor:
+        """(B, C, H, W) pixels in [0, 1] -> normalized model input (identity without a recorded mean/std)."""
+        return self.image_input.normalize(pixels)
+
+    def denormalize(self, x: Tensor) -> Tensor:
+        """Normalized (B, C, H, W) -> pixels in [0, 1] (identity without a recorded mean/std)."""
+        return self.image_input.denormalize(x)
 
     # -- feature maps, timm's API (zoo.core.features) -----------------------------------------------
     def feature_stages(self) -> list[FeatureStage]:
@@ -220,7 +255,9 @@ class ImageClassifier(ImageInputModule, ClassifierModule):
     def on_fit_start(self) -> None:
         """Record the datamodule's normalization, class names and resize size (an ImageFolder's)."""
         super().on_fit_start()
-        resize = getattr(getattr(self.trainer, "datamodule", None), "resize_size", None)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        self.image_input.record_from(datamodule)
+        resize = getattr(datamodule, "resize_size", None)
         if resize is not None:  # images were read shorter side to resize_size, then center-cropped
             self.hparams.resize_size = int(resize)
 

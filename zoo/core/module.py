@@ -1,9 +1,10 @@
 """``ZooModule``, the base of every zoo model: optimizer and scheduler from primitive arguments, input checks,
-example input, and the options applied once the layers exist (``compile``).
+example input, the options applied once the layers exist (``compile``), and the train / validation / test
+steps of the models trained one loss per ``(x, y)`` batch (models with their own loop replace them).
 
 Every argument is a primitive (str, int, float, bool, list), saved by ``save_hyperparameters()``, so a
-checkpoint loads under ``torch.load(weights_only=True)``. The bases of the models trained one loss per
-``(x, y)`` batch are in ``zoo.core.supervised``; ``zoo.core.base`` names them all.
+checkpoint loads under ``torch.load(weights_only=True)``. The classifier and regressor bases are in
+``zoo.core.supervised``; ``zoo.core.base`` names them all.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import inspect
 import logging
 import math
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import lightning as L
 import torch
@@ -20,12 +21,16 @@ from torch import Tensor, nn
 
 from zoo.core.registry import registered_name
 
+if TYPE_CHECKING:
+    from torchmetrics import MetricCollection
+
 __all__ = ["ZooModule", "provide_folder_io"]
 
 log = logging.getLogger(__name__)
 
 _OPTIMIZERS = ("sgd", "adam", "adamw")
 _SCHEDULERS = ("none", "cosine", "onecycle", "plateau")
+_STAGES = ("train", "val", "test")
 
 #: What ``save_pretrained`` / ``from_pretrained`` / ``push_to_hub`` call: "save", "load", "push", handed over by the
 #: loaders' layer (``zoo.hub.folder``, which ``import zoo`` imports) through ``provide_folder_io``: a model's layer
@@ -68,6 +73,13 @@ class ZooModule(L.LightningModule, metaclass=_BuiltThenFinished):
     and define ``input_shape`` (one sample's shape, checked by ``check_input``). The arguments are
     documented here only: a model's docstring lists its own, and ``python train.py fit --model.help
     <Model>`` shows both.
+
+    The train, validation and test steps are those of a model trained one loss per ``(x, y)`` batch: each
+    computes ``compute_loss(self(x), y)``, updates the stage's metrics with ``metric_input(output)`` and
+    ``y``, and logs ``{stage}/loss`` and ``{stage}/<metric>``. Such a model (``ClassifierModule``,
+    ``RegressorModule``) defines ``compute_loss`` and calls ``_set_stage_metrics`` once in ``__init__``; a
+    step that needs more (another input, extra metrics) overrides ``_shared_step``. Models with their own
+    loop (GANs, DQN, the encoder-decoders) write ``training_step``, ``validation_step`` and ``test_step``.
 
     Args:
         optimizer: "sgd" (with momentum, Nesterov), "adam" or "adamw". ``--optimizer`` on the CLI
@@ -212,6 +224,52 @@ class ZooModule(L.LightningModule, metaclass=_BuiltThenFinished):
                 "Build the model for your data (e.g. in_channels=, image_size=) or resize the data."
             )
         return x
+
+    # -- the (x, y)-batch steps ---------------------------------------------------------------------
+    def _set_stage_metrics(self, collection: MetricCollection) -> None:
+        """One copy of ``collection`` per stage, logged as ``train/...``, ``val/...``, ``test/...``."""
+        for stage in _STAGES:
+            setattr(self, f"{stage}_metrics", collection.clone(prefix=f"{stage}/"))
+
+    def _metrics(self, stage: str) -> MetricCollection:
+        return getattr(self, f"{stage}_metrics")
+
+    def compute_loss(self, output: Tensor, target: Tensor) -> Tensor:
+        """The training objective of one ``(x, y)`` batch: ``forward``'s output against the targets."""
+        raise NotImplementedError(
+            f"{type(self).__name__} defines no compute_loss(output, target): define it, or write training_step, "
+            "validation_step and test_step for a model with its own loop"
+        )
+
+    def metric_input(self, output: Tensor) -> Tensor:
+        """What the metrics compare with the target (logits, probabilities or values)."""
+        return output
+
+    def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        x, y = batch
+        output = self(x)
+        loss = self.compute_loss(output, y)
+        metrics = self._metrics(stage)
+        metrics.update(self.metric_input(output).detach(), y)
+        if stage == "test":
+            self._record_test_output(x, output, y)
+        on_step = stage == "train"
+        # sync_dist: under DDP the logged loss is the mean over every rank's samples (metrics sync themselves).
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(x), sync_dist=True)
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=len(x))
+        return loss
+
+    def _record_test_output(self, x: Tensor, output: Tensor, target: Tensor) -> None:
+        """Called with every test batch's inputs, outputs and targets, for test-time figures (classifiers)."""
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "test")
 
     # -- inference --------------------------------------------------------------------------------
     def predict_step(self, batch: Tensor | tuple[Tensor, ...], batch_idx: int) -> Tensor:

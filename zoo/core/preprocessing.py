@@ -3,8 +3,8 @@
 ``ImagePreprocessing`` turns one image (file, PIL image or tensor) into one model input sample, the way
 the model was trained: ImageNet weights bring torchvision's recipe (resize 256, center crop 224,
 ImageNet mean and std); a model trained on a zoo datamodule records that datamodule's normalization
-and class names when fit starts (``ImageInputModule``), in its hyperparameters and so in every
-checkpoint, so a loaded checkpoint predicts without the datamodule:
+and class names when fit starts (``ImageInput``, which every model that reads images holds), in its
+hyperparameters and so in every checkpoint, so a loaded checkpoint predicts without the datamodule:
 
     >>> model = zoo.load_checkpoint("best.ckpt")                  # doctest: +SKIP
     >>> x = torch.stack([model.transforms()(img) for img in raw_uint8_images])  # (B, *input_shape)
@@ -23,7 +23,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from zoo.core.base import ZooModule
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageInputMixin", "ImageInputModule", "ImagePreprocessing", "channel_stats"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageInput", "ImageInputMixin", "ImageInputModule", "ImagePreprocessing", "channel_stats"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -141,16 +141,124 @@ def _floats(name: str, values: Sequence[float] | None) -> list[float] | None:
     return out
 
 
+class ImageInput:
+    """What a model that reads (or writes) images records about them: the normalization and class names it
+    was trained with. The model holds one as ``model.image_input`` (composition, the way torchvision's
+    weights hold their ``transforms()``), built in its ``__init__`` from its ``mean``, ``std`` and
+    ``class_names`` arguments.
+
+    The values live in the model's hyperparameters, so every checkpoint carries them and the CLI links the
+    datamodule's into those arguments; this object checks, records and applies them. ``record_from``, called
+    when fit starts, records ``trainer.datamodule.normalization`` and ``class_names`` (Python API), and
+    ``transforms()`` turns one raw image into one model input, exactly as the datamodule's ``preprocess`` does.
+    The model reads images of shape ``model.image_shape`` (C, H, W) and takes inputs of ``model.input_shape``.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        class_names: Sequence[str] | None = None,
+    ) -> None:
+        self.check(mean, std, class_names)
+        self.model = model
+        # save_hyperparameters() stored them as given; store them as plain lists.
+        model.hparams.mean = _floats("mean", mean)
+        model.hparams.std = _floats("std", std)
+        model.hparams.class_names = None if class_names is None else [str(c) for c in class_names]
+
+    @staticmethod
+    def check(mean: Sequence[float] | None, std: Sequence[float] | None, class_names: Sequence[str] | None = None) -> None:
+        """A ValueError unless ``mean`` and ``std`` are both given (same length, std > 0) or both None."""
+        if (mean is None) != (std is None):
+            raise ValueError(f"give both mean and std, or neither; got mean={mean!r}, std={std!r}")
+        if mean is not None and len(mean) != len(std):
+            raise ValueError(f"mean and std need the same number of values, got {list(mean)} and {list(std)}")
+        if std is not None and any(float(s) <= 0 for s in std):
+            raise ValueError(f"std values must be > 0, got {list(std)}")
+
+    def __repr__(self) -> str:
+        return f"ImageInput(mean={self.mean}, std={self.std}, class_names={self.class_names})"
+
+    @property
+    def mean(self) -> list[float] | None:
+        return self.model.hparams.get("mean")
+
+    @property
+    def std(self) -> list[float] | None:
+        return self.model.hparams.get("std")
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """One name per class in label order (the datamodule's, or ImageNet's), or None."""
+        return self.model.hparams.get("class_names")
+
+    def record(self, mean: Sequence[float] | None, std: Sequence[float] | None, class_names: Sequence[str] | None = None) -> None:
+        """Record the normalization (and class names, when given) in the hyperparameters, so checkpoints keep them."""
+        self.check(mean, std, class_names)
+        try:
+            channels = self.model.image_shape[0]
+        except ValueError:  # a model that does not (yet) know its image shape, e.g. an MLP of tabular data
+            channels = None
+        if mean is not None and channels is not None and len(mean) not in (1, channels):
+            raise ValueError(f"{type(self.model).__name__} reads {channels}-channel images: mean and std need 1 or {channels} values, got {list(mean)}")
+        self.model.hparams.mean = _floats("mean", mean)
+        self.model.hparams.std = _floats("std", std)
+        if class_names is not None:
+            self.model.hparams.class_names = [str(c) for c in class_names]
+
+    def record_from(self, datamodule: Any) -> None:
+        """Record a datamodule's normalization and class names (when it has them), so checkpoints predict on their own."""
+        norm = getattr(datamodule, "normalization", None)
+        if datamodule is None or not norm or not norm.get("mean"):
+            return
+        names = getattr(datamodule, "class_names", None)
+        num_classes = getattr(self.model, "num_classes", None)
+        if names is not None and num_classes is not None and len(names) != num_classes:
+            names = None  # the datamodule's labels are not this model's
+        self.record(norm["mean"], norm["std"], names)
+
+    def transforms(self) -> ImagePreprocessing:
+        """The preprocessing that turns one raw image into one input sample of the model."""
+        model = self.model
+        channels, height, width = model.image_shape
+        if height != width:
+            raise ValueError(f"{type(model).__name__} reads {height}x{width} images; transforms() handles square images only")
+        output_shape = None if tuple(model.input_shape) == (channels, height, width) else list(model.input_shape)
+        return ImagePreprocessing(
+            crop_size=height,
+            resize_size=model.hparams.get("resize_size"),
+            mean=self.mean if self.mean is not None else (0.0,),
+            std=self.std if self.std is not None else (1.0,),
+            channels=channels,
+            class_names=self.class_names,
+            output_shape=output_shape,
+        )
+
+    # -- pixels <-> model input ---------------------------------------------------------------------
+    def normalize(self, pixels: Tensor) -> Tensor:
+        """(B, C, H, W) pixels in [0, 1] -> normalized model input (identity without a recorded mean/std)."""
+        if self.mean is None:
+            return pixels
+        mean, std = channel_stats(self.mean, self.std, pixels)  # (1, C, 1, 1) each
+        return (pixels - mean) / std
+
+    def denormalize(self, x: Tensor) -> Tensor:
+        """Normalized (B, C, H, W) -> pixels in [0, 1] (identity without a recorded mean/std)."""
+        if self.mean is None:
+            return x
+        mean, std = channel_stats(self.mean, self.std, x)  # (1, C, 1, 1) each
+        return x * std + mean
+
+
 class ImageInputModule(ZooModule):
-    """Base of every model that reads (or writes) images: it records how its images are normalized.
+    """A ``ZooModule`` that reads (or writes) images: it takes ``mean``, ``std`` and ``class_names`` and holds
+    them as its ``image_input`` (``ImageInput``), whose methods it exposes. ``MLP``, ``RecurrentClassifier``
+    and ``SimCLR`` build on it; ``ImageClassifier`` and ``GenerativeModule`` hold an ``ImageInput`` themselves.
 
     A LightningModule base, not a mixin; ``ImageInputMixin``, its name before, stays an alias (the public API).
-
-    ``mean``, ``std`` and ``class_names`` are hyperparameters, so every checkpoint carries them. They
-    come from the datamodule: ``on_fit_start`` records ``trainer.datamodule.normalization`` and
-    ``class_names`` (Python API), and the CLI links them into these arguments. ``transforms()`` then
-    turns one raw image into one model input, exactly as the datamodule's ``preprocess`` does.
-
     Used as the first base: ``class MLP(ImageInputModule, ClassifierModule)``.
 
     Args:
@@ -168,22 +276,9 @@ class ImageInputModule(ZooModule):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        self._check_preprocessing(mean, std, class_names)
-        # save_hyperparameters() in ZooModule stored them as given; store them as plain lists.
-        self.hparams.mean = _floats("mean", mean)
-        self.hparams.std = _floats("std", std)
-        self.hparams.class_names = None if class_names is None else [str(c) for c in class_names]
+        self.image_input = ImageInput(self, mean=mean, std=std, class_names=class_names)
 
-    @staticmethod
-    def _check_preprocessing(mean, std, class_names) -> None:
-        if (mean is None) != (std is None):
-            raise ValueError(f"give both mean and std, or neither; got mean={mean!r}, std={std!r}")
-        if mean is not None and len(mean) != len(std):
-            raise ValueError(f"mean and std need the same number of values, got {list(mean)} and {list(std)}")
-        if std is not None and any(float(s) <= 0 for s in std):
-            raise ValueError(f"std values must be > 0, got {list(std)}")
-
-    # -- what the model reads -----------------------------------------------------------------------
+    # -- the images it reads (ImageInput) -------------------------------------------------------------
     @property
     def image_shape(self) -> tuple[int, int, int]:
         """(C, H, W) of one image; ``input_shape`` unless the model reads images in another shape."""
@@ -192,73 +287,28 @@ class ImageInputModule(ZooModule):
     @property
     def class_names(self) -> list[str] | None:
         """One name per class in label order (the datamodule's, or ImageNet's), or None."""
-        return self.hparams.get("class_names")
+        return self.image_input.class_names
 
     def transforms(self) -> ImagePreprocessing:
         """The preprocessing that turns one raw image into one input sample of this model."""
-        channels, height, width = self.image_shape
-        if height != width:
-            raise ValueError(f"{type(self).__name__} reads {height}x{width} images; transforms() handles square images only")
-        mean, std = self.hparams.get("mean"), self.hparams.get("std")
-        output_shape = None if tuple(self.input_shape) == (channels, height, width) else list(self.input_shape)
-        return ImagePreprocessing(
-            crop_size=height,
-            resize_size=self.hparams.get("resize_size"),
-            mean=mean if mean is not None else (0.0,),
-            std=std if std is not None else (1.0,),
-            channels=channels,
-            class_names=self.class_names,
-            output_shape=output_shape,
-        )
+        return self.image_input.transforms()
 
-    def record_preprocessing(
-        self,
-        mean: Sequence[float] | None,
-        std: Sequence[float] | None,
-        class_names: Sequence[str] | None = None,
-    ) -> None:
+    def record_preprocessing(self, mean: Sequence[float] | None, std: Sequence[float] | None, class_names: Sequence[str] | None = None) -> None:
         """Record the normalization (and class names, when given) in the hyperparameters, so checkpoints keep them."""
-        self._check_preprocessing(mean, std, class_names)
-        try:
-            channels = self.image_shape[0]
-        except ValueError:  # a model that does not (yet) know its image shape, e.g. an MLP of tabular data
-            channels = None
-        if mean is not None and channels is not None and len(mean) not in (1, channels):
-            raise ValueError(f"{type(self).__name__} reads {channels}-channel images: mean and std need 1 or {channels} values, got {list(mean)}")
-        self.hparams.mean = _floats("mean", mean)
-        self.hparams.std = _floats("std", std)
-        if class_names is not None:
-            self.hparams.class_names = [str(c) for c in class_names]
+        self.image_input.record(mean, std, class_names)
+
+    def normalize(self, pixels: Tensor) -> Tensor:
+        """(B, C, H, W) pixels in [0, 1] -> normalized model input (identity without a recorded mean/std)."""
+        return self.image_input.normalize(pixels)
+
+    def denormalize(self, x: Tensor) -> Tensor:
+        """Normalized (B, C, H, W) -> pixels in [0, 1] (identity without a recorded mean/std)."""
+        return self.image_input.denormalize(x)
 
     def on_fit_start(self) -> None:
         """Record the datamodule's normalization and class names, so checkpoints predict on their own."""
         super().on_fit_start()
-        dm = getattr(self.trainer, "datamodule", None)
-        norm = getattr(dm, "normalization", None)
-        if dm is None or not norm or not norm.get("mean"):
-            return
-        names = getattr(dm, "class_names", None)
-        num_classes = getattr(self, "num_classes", None)
-        if names is not None and num_classes is not None and len(names) != num_classes:
-            names = None  # the datamodule's labels are not this model's
-        self.record_preprocessing(norm["mean"], norm["std"], names)
-
-    # -- pixels <-> model input ---------------------------------------------------------------------
-    def _stats(self, x: Tensor) -> tuple[Tensor, Tensor] | None:
-        mean, std = self.hparams.get("mean"), self.hparams.get("std")
-        if mean is None:
-            return None
-        return channel_stats(mean, self.hparams.get("std"), x)  # (1, C, 1, 1) each
-
-    def normalize(self, pixels: Tensor) -> Tensor:
-        """(B, C, H, W) pixels in [0, 1] -> normalized model input (identity without a recorded mean/std)."""
-        stats = self._stats(pixels)
-        return pixels if stats is None else (pixels - stats[0]) / stats[1]
-
-    def denormalize(self, x: Tensor) -> Tensor:
-        """Normalized (B, C, H, W) -> pixels in [0, 1] (identity without a recorded mean/std)."""
-        stats = self._stats(x)
-        return x if stats is None else x * stats[1] + stats[0]
+        self.image_input.record_from(getattr(self.trainer, "datamodule", None))
 
 
 #: The public name of ``ImageInputModule`` before the packages by role (``zoo.ImageInputMixin``), kept for compatibility.

@@ -1,12 +1,13 @@
-"""The bases of the models trained one loss per ``(x, y)`` batch.
+"""The bases of the models trained one loss per ``(x, y)`` batch, on ``ZooModule``'s steps
+(``compute_loss(output, target)`` and torchmetrics per stage, ``zoo.core.module``).
 
-``SupervisedModule``  train/val/test steps: ``compute_loss(output, target)`` and torchmetrics per stage.
-``ClassifierModule``  cross-entropy (or BCE) steps, top-1/top-5 accuracy, timm's
+``ClassifierModule``  cross-entropy (or BCE) loss, top-1/top-5 accuracy, timm's
                       ``forward_features`` / ``forward_head`` / ``num_features`` / ``reset_classifier``.
-``RegressorModule``   MSE steps with MAE and RMSE.
+``RegressorModule``   MSE loss with MAE and RMSE.
 
-Models with their own loop (GANs, DQN, the encoder-decoders) inherit ``ZooModule`` (``zoo.core.module``) and
-write their steps themselves.
+Models with their own loop (GANs, DQN, the encoder-decoders) inherit ``ZooModule`` and write their steps
+themselves. ``SupervisedModule``, the base that held the ``(x, y)`` steps before they moved into
+``ZooModule``, stays a name of ``ZooModule``.
 """
 
 from __future__ import annotations
@@ -28,66 +29,15 @@ __all__ = ["ClassifierModule", "IncompatibleDataError", "RegressorModule", "Supe
 
 log = logging.getLogger(__name__)
 
-_STAGES = ("train", "val", "test")
+#: The public name of the ``(x, y)``-batch base before its steps moved into ``ZooModule`` (kept for compatibility).
+SupervisedModule = ZooModule
 
 
 class IncompatibleDataError(ValueError):
     """A model handed data it cannot read: another number of classes, or another input shape."""
 
 
-class SupervisedModule(ZooModule):
-    """Base of the models trained one loss per ``(x, y)`` batch: train, validation and test steps.
-
-    Each step computes ``compute_loss(self(x), y)``, updates the stage's metrics with
-    ``metric_input(output)`` and ``y``, and logs ``{stage}/loss`` and ``{stage}/<metric>``. Subclasses define
-    ``compute_loss`` and call ``_set_stage_metrics`` once in ``__init__``; a step that needs more (another
-    input, extra metrics) overrides ``_shared_step``.
-    """
-
-    def _set_stage_metrics(self, collection: MetricCollection) -> None:
-        """One copy of ``collection`` per stage, logged as ``train/...``, ``val/...``, ``test/...``."""
-        for stage in _STAGES:
-            setattr(self, f"{stage}_metrics", collection.clone(prefix=f"{stage}/"))
-
-    def _metrics(self, stage: str) -> MetricCollection:
-        return getattr(self, f"{stage}_metrics")
-
-    def compute_loss(self, output: Tensor, target: Tensor) -> Tensor:
-        """The training objective of one batch: ``forward``'s output against the targets."""
-        raise NotImplementedError
-
-    def metric_input(self, output: Tensor) -> Tensor:
-        """What the metrics compare with the target (logits, probabilities or values)."""
-        return output
-
-    def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
-        x, y = batch
-        output = self(x)
-        loss = self.compute_loss(output, y)
-        metrics = self._metrics(stage)
-        metrics.update(self.metric_input(output).detach(), y)
-        if stage == "test":
-            self._record_test_output(x, output, y)
-        on_step = stage == "train"
-        # sync_dist: under DDP the logged loss is the mean over every rank's samples (metrics sync themselves).
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(x), sync_dist=True)
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=len(x))
-        return loss
-
-    def _record_test_output(self, x: Tensor, output: Tensor, target: Tensor) -> None:
-        """Called with every test batch's inputs, outputs and targets, for test-time figures (classifiers)."""
-
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "train")
-
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "val")
-
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "test")
-
-
-class ClassifierModule(SupervisedModule):
+class ClassifierModule(ZooModule):
     """Base of every classifier: ``forward = forward_head(forward_features(x))``.
 
     Subclasses build ``self.head`` (an ``nn.Linear(num_features, num_outputs)``) and define
@@ -230,7 +180,7 @@ class ClassifierModule(SupervisedModule):
         return logits.softmax(dim=-1)
 
 
-class RegressorModule(SupervisedModule):
+class RegressorModule(ZooModule):
     """Base of the regression models: MSE loss, MAE and RMSE metrics.
 
     Takes ``ZooModule``'s optimizer and scheduler arguments; subclasses define ``num_outputs``.

@@ -39,7 +39,6 @@ from torch import Tensor
 
 from zoo.core.base import ClassifierModule, ZooModule
 from zoo.core.image import ImageClassifier, adapt_channel_stats, adapt_conv_weight
-from zoo.core.preprocessing import ImageInputModule
 from zoo.hub.pretrained import load_trained
 from zoo.models.sequence.bert import BertClassifier, BertForMaskedLM
 
@@ -121,7 +120,7 @@ def _copy_recorded(model: ZooModule, src: ZooModule, head_copied: bool, label: s
             )
         if key in hp and not ours and theirs:
             hp[key] = theirs
-    if not isinstance(model, ImageInputModule):
+    if getattr(model, "image_input", None) is None:  # reads no images (zoo.core.preprocessing.ImageInput)
         return
     if hp.get("mean") is None and src_hp.get("mean") is not None:
         mean, std = src_hp["mean"], src_hp["std"]

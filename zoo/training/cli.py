@@ -4,7 +4,7 @@ Any ``ZooModule`` and any ``ZooDataModule`` can be chosen by class name (``--mod
 path (``--model zoo.LeNet5``). On top of Lightning's CLI it
 
 * links the datamodule's attributes into the model arguments that the chosen model takes, one
-  explicit link per argument (``DATA_LINKS``): ``num_classes``; ``in_channels``, ``image_size``,
+  explicit link per argument (``DATA_LINKS``, ``zoo.training.data_links``): ``num_classes``; ``in_channels``, ``image_size``,
   ``in_features`` and ``image_shape`` from ``input_shape``; ``mean`` and ``std`` from ``normalization``;
   ``class_names``; vocabularies and series sizes. An argument the model does not take gets no link, so
   the checkpoint's hyperparameters are exactly the model's arguments;
@@ -25,11 +25,9 @@ path (``--model zoo.LeNet5``). On top of Lightning's CLI it
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,65 +45,16 @@ from zoo.hub.checkpoint import resolve_model_class
 from zoo.hub.finetune import apply_pretrained
 from zoo.training.atomic_checkpoint_io import AtomicCheckpointIO
 from zoo.training.cli_errors import ConfigError, ZooArgumentParser, check_linked_arguments, constructor_error
+from zoo.training.data_links import DATA_LINKS
 from zoo.training.epoch_progress_bar import EpochLineProgressBar
 from zoo.training.nonfinite_guard import NonFiniteLossError, NonFiniteLossGuard
 from zoo.training.resume import LastCheckpoint, RNGStateCallback, find_last_checkpoint
 from zoo.training.weight_averaging import averaging_callback
 
-__all__ = ["ZooCLI", "checkpoint_hparams", "main"]
+__all__ = ["DATA_LINKS", "ZooCLI", "checkpoint_hparams", "main"]
 
 # The zoo's loaders index in-memory tensors: worker processes would only add overhead.
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
-
-
-def _channels(shape: tuple[int, ...]) -> int | None:
-    return shape[0] if len(shape) == 3 else None
-
-
-def _image_size(shape: tuple[int, ...]) -> int | None:
-    return shape[-1] if len(shape) == 3 and shape[-1] == shape[-2] else None
-
-
-def _num_features(shape: tuple[int, ...]) -> int:
-    return math.prod(shape)
-
-
-def _image_shape(shape: tuple[int, ...]) -> list[int] | None:
-    return list(shape) if len(shape) == 3 else None  # (C, H, W) images; None for vectors and sequences
-
-
-def _mean(normalization: dict[str, list[float]] | None) -> list[float] | None:
-    return None if normalization is None else list(normalization["mean"])
-
-
-def _std(normalization: dict[str, list[float]] | None) -> list[float] | None:
-    return None if normalization is None else list(normalization["std"])
-
-
-#: Model argument -> (datamodule attribute, conversion or None). A link is made only when the chosen model
-#: takes the argument; a datamodule that lacks the attribute leaves the model's default.
-DATA_LINKS: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
-    "num_classes": ("num_classes", None),
-    "in_channels": ("input_shape", _channels),
-    "image_size": ("input_shape", _image_size),
-    "in_features": ("input_shape", _num_features),
-    "image_shape": ("input_shape", _image_shape),
-    "mean": ("normalization", _mean),
-    "std": ("normalization", _std),
-    "class_names": ("class_names", None),
-    # Sequence data: vocabularies (as primitives, so checkpoints decode text), sizes and lengths.
-    "vocab_size": ("vocab_size", None),
-    "tokenizer": ("tokenizer", None),
-    "src_vocab_size": ("src_vocab_size", None),
-    "tgt_vocab_size": ("tgt_vocab_size", None),
-    "src_tokenizer": ("src_tokenizer", None),
-    "tgt_tokenizer": ("tgt_tokenizer", None),
-    "input_size": ("num_series", None),
-    "target_std": ("target_std", None),
-    "target": ("target", None),
-    "window": ("window", None),
-    "horizon": ("horizon", None),
-}
 
 
 def _as_list(value: Any) -> list:

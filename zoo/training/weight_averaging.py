@@ -34,8 +34,9 @@ import torch
 from lightning.pytorch.callbacks import EMAWeightAveraging, WeightAveraging
 from torch import nn
 
-from zoo.core.base import SupervisedModule
+from zoo.core.base import ClassifierModule, RegressorModule
 from zoo.hub.pretrained import _is_training_state
+from zoo.models.generative.autoencoder import AutoencoderModule
 from zoo.models.selfsupervised.simclr import SimCLR
 
 __all__ = ["EMA", "RECORD_KEY", "SWA", "averaging_callback", "averaging_record", "recompute_batchnorm"]
@@ -177,7 +178,8 @@ def recompute_batchnorm(trainer: L.Trainer, pl_module: L.LightningModule) -> boo
     layers = _batchnorms(pl_module)
     if not layers:
         return False
-    if not isinstance(pl_module, (SupervisedModule, SimCLR)):
+    # The models trained on (x, y) batches (whose forward reads x) and SimCLR; not GANs (forward reads noise).
+    if not isinstance(pl_module, (ClassifierModule, RegressorModule, AutoencoderModule, SimCLR)):
         log.warning("%s: its forward does not read the training batches; SWA keeps the averaged BatchNorm statistics", type(pl_module).__name__)
         return False
     loader = trainer.train_dataloader

@@ -8,7 +8,7 @@ ends (``zoo.figures`` decides where they go):
   a CSV in ``<log_dir>/tables/`` when the logger takes no tables);
 * ``test/most_confident_errors``: the test images the model got wrong with the highest confidence, as
   pixels (the model's normalization undone), each titled with its predicted and true class and the
-  confidence. Only for models that read images (``ImageInputModule`` with an ``image_shape``).
+  confidence. Only for models that read images (those holding an ``ImageInput``, with an ``image_shape``).
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ class ClassifierTestFigures:
     def _pixels(self, module) -> Tensor | None:
         """The kept mistakes as (N, C, H, W) pixels in [0, 1], or None for a model that does not read images."""
 
-        if self.inputs is None or not all(hasattr(type(module), a) for a in ("image_shape", "denormalize")):  # ImageInputModule
+        if self.inputs is None or not all(hasattr(type(module), a) for a in ("image_shape", "denormalize")):  # models holding an ImageInput
             return None
         try:
             shape = tuple(module.image_shape)  # (C, H, W)

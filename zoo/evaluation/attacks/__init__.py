@@ -3,7 +3,7 @@ robustness evaluation with its check for catastrophic overfitting, and adversari
 random start as in Wong et al., 2020, or PGD).
 
 Zoo classifiers read *normalized* images, ``(pixels - mean) / std``, with the statistics they recorded in
-their hyperparameters (``model.hparams.mean`` / ``std``, see ``zoo.core.preprocessing.ImageInputModule``),
+their hyperparameters (``model.hparams.mean`` / ``std``, see ``zoo.core.preprocessing.ImageInput``),
 while the attack's budget ``epsilon`` is in *pixel* space [0, 1], where "0.1" means what it says and the
 adversarial image must stay a valid image. So the attacks step and clamp in pixel space and the model
 reads the renormalized result. Explicit ``mean=`` / ``std=`` arguments override what the model recorded.

@@ -18,7 +18,6 @@ from torch import Tensor, nn
 from torchmetrics import MeanSquaredError, MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio
 
-from zoo.core.base import SupervisedModule
 from zoo.core.registry import register_model
 from zoo.models.generative.base import GenerativeModule, figure_to_image, save_or_log_image
 from zoo.models.generative.bodies import conv_decoder, conv_encoder, mlp_decoder, mlp_encoder
@@ -27,8 +26,11 @@ from zoo.viz.figures import should_draw
 __all__ = ["Autoencoder", "AutoencoderModule", "ConvAutoencoder"]
 
 
-class AutoencoderModule(GenerativeModule, SupervisedModule):
+class AutoencoderModule(GenerativeModule):
     """Shared steps of the autoencoders; subclasses build ``self.encoder`` and ``self.decoder``.
+
+    ``ZooModule``'s train / validation / test steps, with a ``_shared_step`` of its own: the loss compares
+    the reconstruction with the clean image, in pixels.
 
     Args:
         latent_dim: size of the code.

@@ -1,10 +1,11 @@
 """What the image-generating models (autoencoders, GANs) share: pixel space and image logging.
 
 Zoo datamodules hand models *normalized* images, ``(pixels - mean) / std``; generated and reconstructed
-images are *pixels* in [0, 1]. ``GenerativeModule`` is an ``ImageInputModule``: it records the per-channel
-``mean``/``std`` (and class names) in its hyperparameters, so in every checkpoint (from the datamodule
-when fit starts, or as arguments), and converts between the two with them. Figures go to the logger when
-it takes images (TensorBoard, Weights & Biases), else to PNG files under the run's log folder (``zoo.figures``).
+images are *pixels* in [0, 1]. ``GenerativeModule`` holds an ``ImageInput`` (``zoo.core.preprocessing``): it
+records the per-channel ``mean``/``std`` (and class names) in its hyperparameters, so in every checkpoint
+(from the datamodule when fit starts, or as arguments), and converts between the two with them. Figures go
+to the logger when it takes images (TensorBoard, Weights & Biases), else to PNG files under the run's log
+folder (``zoo.figures``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from torch import Tensor
 
 from zoo.core.base import ZooModule
-from zoo.core.preprocessing import ImageInputModule
+from zoo.core.preprocessing import ImageInput, ImagePreprocessing
 from zoo.viz.figures import figure_to_image, save_or_log_image  # noqa: F401  (their home before zoo.viz.figures)
 
 __all__ = ["GenerativeModule", "figure_to_image", "save_or_log_image"]
@@ -23,17 +24,31 @@ __all__ = ["GenerativeModule", "figure_to_image", "save_or_log_image"]
 log = logging.getLogger(__name__)
 
 
-class GenerativeModule(ImageInputModule, ZooModule):
-    """Base of the models that output images: pixel-space conversion with the normalization the model recorded.
+class GenerativeModule(ZooModule):
+    """Base of the models that output images: pixel-space conversion with the normalization the model recorded
+    (its ``image_input``, ``zoo.core.preprocessing.ImageInput``).
 
     Args:
         in_channels: image channels.
         image_size: side of the square images.
-        **kwargs: ``ImageInputModule``'s ``mean``, ``std``, ``class_names``, then ``ZooModule``'s arguments.
+        mean: per-channel mean of the normalization the model reads (images in [0, 1]); None: none.
+        std: per-channel standard deviation of that normalization; None: none.
+        class_names: one name per class, in label order, or None.
+        **kwargs: ``ZooModule``'s arguments.
     """
 
-    def __init__(self, *, in_channels: int = 1, image_size: int = 28, **kwargs) -> None:
+    def __init__(
+        self,
+        *,
+        in_channels: int = 1,
+        image_size: int = 28,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+        class_names: list[str] | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
+        self.image_input = ImageInput(self, mean=mean, std=std, class_names=class_names)
         if in_channels < 1 or image_size < 1:
             raise ValueError(f"in_channels and image_size must be >= 1, got {in_channels}, {image_size}")
         self.in_channels = in_channels
@@ -46,6 +61,33 @@ class GenerativeModule(ImageInputModule, ZooModule):
     def input_shape(self) -> tuple[int, ...]:
         return (self.in_channels, self.image_size, self.image_size)
 
+    # -- the images it reads and writes (ImageInput) -------------------------------------------------
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image: ``input_shape``."""
+        return tuple(self.input_shape)
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """One name per class in label order (the datamodule's), or None."""
+        return self.image_input.class_names
+
+    def transforms(self) -> ImagePreprocessing:
+        """The preprocessing that turns one raw image into one input sample of this model."""
+        return self.image_input.transforms()
+
+    def record_preprocessing(self, mean: list[float] | None, std: list[float] | None, class_names: list[str] | None = None) -> None:
+        """Record the normalization (and class names, when given) in the hyperparameters, so checkpoints keep them."""
+        self.image_input.record(mean, std, class_names)
+
+    def normalize(self, pixels: Tensor) -> Tensor:
+        """(B, C, H, W) pixels in [0, 1] -> normalized model input (identity without a recorded mean/std)."""
+        return self.image_input.normalize(pixels)
+
+    def denormalize(self, x: Tensor) -> Tensor:
+        """Normalized (B, C, H, W) -> pixels in [0, 1] (identity without a recorded mean/std)."""
+        return self.image_input.denormalize(x)
+
     def to_pixels(self, x: Tensor) -> Tensor:
         """Normalized model input (B, C, H, W) -> pixels in [0, 1]."""
         return self.denormalize(x).clamp(0.0, 1.0)
@@ -53,6 +95,11 @@ class GenerativeModule(ImageInputModule, ZooModule):
     def to_input(self, pixels: Tensor) -> Tensor:
         """Pixels in [0, 1] (B, C, H, W) -> normalized model input."""
         return self.normalize(pixels)
+
+    def on_fit_start(self) -> None:
+        """Record the datamodule's normalization and class names, so checkpoints convert pixels on their own."""
+        super().on_fit_start()
+        self.image_input.record_from(getattr(self.trainer, "datamodule", None))
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Checkpoints from before the normalization was a hyperparameter kept it in ``pixel_mean`` /

@@ -7,6 +7,10 @@ a replay minibatch, compute the ``td_target`` with the ``target_net``, take a gr
 loss, sync the ``target_net`` every ``target_update_interval`` gradient steps. The Lightning loop drives
 it (one training step per round), so devices, logging and checkpointing are Lightning's.
 
+The agent lives here; its parts beside it: the Q-network (``zoo.models.rl.qnetwork``), the replay buffer
+(``zoo.models.rl.replay``), the environments (``zoo.models.rl.envs``), and the episodes played for evaluation
+with the loaders that feed the Lightning loop (``zoo.models.rl.episodes``).
+
 Evaluation is the greedy policy over ``eval_episodes`` seeded episodes. Validation (which picks the
 checkpoint and stops training once solved) plays the seeds ``eval_seed, eval_seed + 1, ...``; test and
 predict play the held-out seeds ``test_seed, test_seed + 1, ...``, so the reported return is measured on
@@ -25,59 +29,22 @@ import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.data import DataLoader
 
 from zoo.core.base import ZooModule
-from zoo.core.layers import make_activation
 from zoo.core.registry import register_model
 from zoo.models.rl.envs import make_env
+from zoo.models.rl.episodes import greedy_returns, rounds_loader, seeds_loader
+from zoo.models.rl.qnetwork import QNetwork
 from zoo.models.rl.replay import ReplayBuffer
 from zoo.viz.figures import figure_to_image, save_or_log_image, should_draw
 from zoo.viz.plots import return_curve_figure
-from zoo.viz.progress import loop_progress, progress_bar
+from zoo.viz.progress import loop_progress
 
 __all__ = ["DQN", "QNetwork"]
 
 log = logging.getLogger(__name__)
-
-
-class QNetwork(nn.Module):
-    """MLP from observations (B, D) to action values (B, A); dueling: Q = V + A - mean(A)."""
-
-    def __init__(self, obs_dim: int, num_actions: int, hidden_sizes: list[int], activation: str, dueling: bool) -> None:
-        super().__init__()
-        layers, width = [], obs_dim
-        for h in hidden_sizes:
-            layers += [nn.Linear(width, h), make_activation(activation)]
-            width = h
-        self.body = nn.Sequential(*layers)  # (B, H)
-        self.dueling = dueling
-        if dueling:
-            self.value = nn.Linear(width, 1)  # (B, 1) state value
-            self.advantage = nn.Linear(width, num_actions)  # (B, A)
-        else:
-            self.head = nn.Linear(width, num_actions)
-
-    def forward(self, obs: Tensor) -> Tensor:
-        h = self.body(obs)
-        if not self.dueling:
-            return self.head(h)
-        advantage = self.advantage(h)
-        # Subtracting the mean advantage makes V and A identifiable (Wang et al., eq. 9).
-        return self.value(h) + advantage - advantage.mean(dim=1, keepdim=True)
-
-
-class _RoundsLoader(DataLoader):
-    """Plumbing: the training loader, one item per round. A resumed epoch needs no position from it (a round's
-    data come from the replay buffer, and Lightning counts the rounds), so its state is empty; having one tells
-    Lightning that a mid-epoch resume is sound."""
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        pass
 
 
 @register_model("dqn")
@@ -357,48 +324,25 @@ class DQN(ZooModule):
         return rewards + self.hparams.gamma * next_q * (1.0 - dones)
 
     def train_dataloader(self) -> DataLoader:
-        # One item per round; the round samples its own minibatches from the replay buffer, after acting.
-        # A private generator: iterating the loader draws nothing from the global RNG that exploration and
-        # replay sampling use, so a resumed run draws the same numbers as an uninterrupted one.
-        rounds = range(self.hparams.steps_per_epoch // self.hparams.train_frequency)
-        return _RoundsLoader(rounds, batch_size=None, generator=torch.Generator())
+        # One item per round: the round samples its own minibatches from the replay buffer, after acting.
+        return rounds_loader(self.hparams.steps_per_epoch // self.hparams.train_frequency)
 
     # -- evaluation ---------------------------------------------------------------------------------
-    @torch.no_grad()
     def evaluate(self, seeds: list[int], progress: bool | None = None) -> Tensor:
         """Returns (N,) of greedy episodes, one per seed, all stepped in lockstep with batched Q-values.
         ``progress``: a bar of finished episodes on standard error (None: on a terminal only; ``zoo.progress``)."""
-
         while len(self._eval_envs) < len(seeds):
             self._eval_envs.append(make_env(self.hparams.env_id))
-        envs = self._eval_envs[: len(seeds)]
-        obs = np.stack([env.reset(seed=int(s))[0] for env, s in zip(envs, seeds)]).astype(np.float32)  # (N, D)
-        returns = np.zeros(len(seeds))
-        active = np.ones(len(seeds), dtype=bool)
-        bar = progress_bar(total=len(seeds), desc="DQN evaluation", unit="episode", progress=progress)
-        while active.any():
-            idx = np.flatnonzero(active)
-            actions = self.q_net(torch.as_tensor(obs[idx], device=self.device)).argmax(dim=1).tolist()  # (n,)
-            for i, action in zip(idx, actions):
-                obs[i], reward, terminated, truncated, _ = envs[i].step(action)
-                returns[i] += reward
-                active[i] = not (terminated or truncated)
-            bar.update(int(len(idx) - active[idx].sum()))  # episodes that ended this step
-        bar.close()
-        return torch.as_tensor(returns, dtype=torch.float32)
-
-    def _eval_loader(self, first_seed: int) -> DataLoader:
-        seeds = torch.arange(self.hparams.eval_episodes) + first_seed  # one batch: every episode
-        return DataLoader([seeds], batch_size=None, generator=torch.Generator())  # leaves the global RNG alone
+        return greedy_returns(self.q_net, self._eval_envs[: len(seeds)], seeds, device=self.device, progress=progress)
 
     def val_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.hparams.eval_seed)
+        return seeds_loader(self.hparams.eval_seed, self.hparams.eval_episodes)
 
     def test_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.hparams.test_seed)  # held out: never chose a checkpoint
+        return seeds_loader(self.hparams.test_seed, self.hparams.eval_episodes)  # held out: never chose a checkpoint
 
     def predict_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.hparams.test_seed)
+        return seeds_loader(self.hparams.test_seed, self.hparams.eval_episodes)
 
     def _eval_step(self, seeds: Tensor, stage: str) -> Tensor:
 

@@ -26,7 +26,7 @@ from zoo.core.layers import check_token_ids
 from zoo.core.registry import register_model
 from zoo.core.tokenizer import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS
 
-__all__ = ["BertClassifier", "BertEncoder", "BertForMaskedLM", "CLS_ID", "MASK_ID", "MASK_TOKEN", "SEP_ID", "mask_tokens", "segment_ids"]
+__all__ = ["BertBase", "BertClassifier", "BertEncoder", "BertForMaskedLM", "CLS_ID", "MASK_ID", "MASK_TOKEN", "SEP_ID", "mask_tokens", "segment_ids"]
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +137,41 @@ def _check_config(vocab_size: int, d_model: int, nhead: int, num_layers: int, di
             )
 
 
-class _BertInput:
-    """Token-id input shared by both BERT models: checks, example input."""
+class BertBase:
+    """What both BERT models share, written once: the encoder's hyperparameters, the encoder (``self.bert``)
+    and the token-id input. A plain class placed before the model's LightningModule base
+    (``class BertClassifier(BertBase, ClassifierModule)``), so the CLI and checkpoints see these arguments
+    as the model's own.
+
+    Args:
+        vocab_size: token vocabulary size, specials and [MASK] included (linked from the datamodule).
+        d_model: hidden width.
+        nhead: attention heads.
+        num_layers: encoder layers.
+        dim_feedforward: hidden width of the feed-forward layers.
+        dropout: dropout on embeddings, attention weights and residual branches (and before a classifier's head).
+        max_len: longest sequence (size of the position table).
+        tokenizer: the vocabulary as primitives, so a checkpoint encodes raw text without the dataset.
+        **kwargs: the arguments of the model's LightningModule base (``ZooModule``, ``ClassifierModule``).
+    """
+
+    def __init__(
+        self,
+        *,
+        vocab_size: int = 1000,
+        d_model: int = 256,
+        nhead: int = 4,
+        num_layers: int = 4,
+        dim_feedforward: int = 1024,
+        dropout: float = 0.1,
+        max_len: int = 128,
+        tokenizer: dict | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        _check_config(vocab_size, d_model, nhead, num_layers, dim_feedforward, dropout, max_len, tokenizer)
+        self.bert = BertEncoder(vocab_size=vocab_size, d_model=d_model, nhead=nhead, num_layers=num_layers,
+                                dim_feedforward=dim_feedforward, dropout=dropout, max_len=max_len)  # fmt: skip
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -161,7 +194,7 @@ class _BertInput:
 
 
 @register_model("bert_small")
-class BertForMaskedLM(_BertInput, ZooModule):
+class BertForMaskedLM(BertBase, ZooModule):
     """BERT pre-training by masked-language modelling: (B, T) ids -> (B, T, vocab_size) logits.
 
     Each training batch is corrupted afresh (``mask_tokens``: 15% selected, 80/10/10), so every epoch
@@ -170,37 +203,16 @@ class BertForMaskedLM(_BertInput, ZooModule):
     layer is the transposed token embedding plus a bias, after a dense + GELU + LayerNorm transform.
 
     Args:
-        vocab_size: token vocabulary size, specials and [MASK] included (linked from the datamodule).
-        d_model: hidden width.
-        nhead: attention heads.
-        num_layers: encoder layers.
-        dim_feedforward: hidden width of the feed-forward layers.
-        dropout: dropout on embeddings, attention weights and residual branches.
-        max_len: longest sequence (size of the position table).
         mask_prob: share of the word tokens selected for prediction.
-        tokenizer: the vocabulary as primitives, so a checkpoint encodes raw text without the dataset.
+        **kwargs: ``BertBase``'s encoder arguments (``vocab_size``, ``d_model``, ``nhead``, ``num_layers``,
+            ``dim_feedforward``, ``dropout``, ``max_len``, ``tokenizer``), then ``ZooModule``'s.
     """
 
-    def __init__(
-        self,
-        *,
-        vocab_size: int = 1000,
-        d_model: int = 256,
-        nhead: int = 4,
-        num_layers: int = 4,
-        dim_feedforward: int = 1024,
-        dropout: float = 0.1,
-        max_len: int = 128,
-        mask_prob: float = 0.15,
-        tokenizer: dict | None = None,
-        **kwargs,
-    ) -> None:
+    def __init__(self, *, mask_prob: float = 0.15, **kwargs) -> None:
         super().__init__(**kwargs)
-        _check_config(vocab_size, d_model, nhead, num_layers, dim_feedforward, dropout, max_len, tokenizer)
         if not 0.0 < mask_prob < 1.0:
             raise ValueError(f"mask_prob must be in (0, 1), got {mask_prob}")
-        self.bert = BertEncoder(vocab_size=vocab_size, d_model=d_model, nhead=nhead, num_layers=num_layers,
-                                dim_feedforward=dim_feedforward, dropout=dropout, max_len=max_len)  # fmt: skip
+        d_model, vocab_size = self.hparams.d_model, self.hparams.vocab_size
         self.mlm_transform = nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(), nn.LayerNorm(d_model, eps=1e-12))
         self.mlm_bias = nn.Parameter(torch.zeros(vocab_size))
         BertEncoder._init_weights(self.mlm_transform[0])
@@ -250,7 +262,7 @@ class BertForMaskedLM(_BertInput, ZooModule):
 
 
 @register_model("bert_small_classifier")
-class BertClassifier(_BertInput, ClassifierModule):
+class BertClassifier(BertBase, ClassifierModule):
     """BERT fine-tuned for classification: the encoder's final state of the first token ([CLS]) -> linear head.
 
     ``pretrained=`` a ``BertForMaskedLM`` checkpoint copies its encoder (same configuration and tokenizer
@@ -259,35 +271,15 @@ class BertClassifier(_BertInput, ClassifierModule):
     no pooler (BERT's tanh layer trained by next-sentence prediction, which this pre-training omits).
 
     Args:
-        vocab_size: token vocabulary size, specials and [MASK] included (linked from the datamodule).
-        d_model: hidden width.
-        nhead: attention heads.
-        num_layers: encoder layers.
-        dim_feedforward: hidden width of the feed-forward layers.
-        dropout: dropout in the encoder and before the head.
-        max_len: longest sequence (size of the position table).
-        tokenizer: the vocabulary as primitives, so a checkpoint encodes raw text without the dataset.
+        **kwargs: ``BertBase``'s encoder arguments (``vocab_size``, ``d_model``, ``nhead``, ``num_layers``,
+            ``dim_feedforward``, ``dropout``: also before the head, ``max_len``, ``tokenizer``), then
+            ``ClassifierModule``'s.
     """
 
-    def __init__(
-        self,
-        *,
-        vocab_size: int = 1000,
-        d_model: int = 256,
-        nhead: int = 4,
-        num_layers: int = 4,
-        dim_feedforward: int = 1024,
-        dropout: float = 0.1,
-        max_len: int = 128,
-        tokenizer: dict | None = None,
-        **kwargs,
-    ) -> None:
+    def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        _check_config(vocab_size, d_model, nhead, num_layers, dim_feedforward, dropout, max_len, tokenizer)
-        self.bert = BertEncoder(vocab_size=vocab_size, d_model=d_model, nhead=nhead, num_layers=num_layers,
-                                dim_feedforward=dim_feedforward, dropout=dropout, max_len=max_len)  # fmt: skip
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(d_model, self.num_outputs)
+        self.dropout = nn.Dropout(self.hparams.dropout)
+        self.head = nn.Linear(self.hparams.d_model, self.num_outputs)
 
     def load_encoder(self, src: BertForMaskedLM, label: str = "the given BertForMaskedLM") -> None:
         """Copy the encoder of a pre-trained ``BertForMaskedLM`` into this model; the head stays fresh."""
