@@ -106,7 +106,9 @@ def test_print_config_is_a_loadable_recipe(tmp_path):
     printed = yaml.safe_load(proc.stdout)
     assert printed["model"]["class_path"] == "zoo.LeNet5"
     assert printed["data"]["init_args"]["image_size"] == 32
-    assert printed["trainer"]["max_epochs"] == 20
+    recipe = yaml.safe_load((REPO / "configs" / "lenet5_digits.yaml").read_text())
+    assert printed["trainer"]["max_epochs"] == recipe["trainer"]["max_epochs"]
+    assert printed["model"]["init_args"]["activation"] == recipe["model"]["init_args"]["activation"]
     (tmp_path / "printed.yaml").write_text(proc.stdout)
     run_cli("fit", "--config", "printed.yaml", "--trainer.fast_dev_run=true", cwd=tmp_path)
 
