@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = "--model.init_args.d_model=32 --model.init_args.nhead=2 --model.init_args.num_layers=1 --model.init_args.dim_feedforward=64"
 
 
+@pytest.mark.slow  # ~30 s: eight train.py processes
 def test_a_tiny_curve_fine_tunes_from_pretraining_and_from_scratch(tmp_path, vision_root, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("ZOO_DATA_DIR", str(vision_root.root))  # fixture fortunes and gcide; the subprocesses inherit it

@@ -144,6 +144,7 @@ def test_train_fraction_is_a_seeded_stratified_nested_subset(fortunes_dir):
     assert rows(split(0.2, seed=1).train_set) != rows(fifth.train_set) and rows(split(0.2).train_set) == rows(fifth.train_set)
 
 
+@pytest.mark.slow  # ~30 s: the whole GCIDE database and every fortune
 @pytest.mark.real_data
 def test_real_pretraining_corpus_and_vocabulary_never_read_the_classifiers_held_out_fortunes(real_fortunes, monkeypatch):  # noqa: F811
     require_real_data(__import__("pathlib").Path(SYSTEM_GCIDE).is_file(), f"GCIDE in {SYSTEM_GCIDE} (apt-get install dict-gcide)")
