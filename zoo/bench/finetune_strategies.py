@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from zoo.bench.report import machine_info
+from zoo.bench.report import comma_ints, machine_info
 from zoo.bench.runs import last_metric, run_fit
 
 __all__ = ["STRATEGIES", "main", "run_strategies"]
@@ -67,19 +67,12 @@ def _names(value: str) -> list[str]:
     return names
 
 
-def _ints(value: str) -> list[int]:
-    try:
-        return [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {value!r}") from None
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m zoo.bench.finetune_strategies", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="the results file (JSON) to write, e.g. docs/results/finetune_strategies.json")
     parser.add_argument("--only", type=_names, default=list(STRATEGIES), help=f"comma-separated strategies (default: all): {','.join(STRATEGIES)}")
-    parser.add_argument("--seeds", type=_ints, default=[0, 1, 2], help="seeds (default: 0,1,2)")
+    parser.add_argument("--seeds", type=comma_ints, default=[0, 1, 2], help="seeds (default: 0,1,2)")
     parser.add_argument("--epochs", type=int, default=4, help="epochs of every run (default: 4)")
     parser.add_argument("--hardware-note", default="", help="appended to the hardware field (say, that the machine was shared)")
     parser.add_argument("--extra", default="", help="more train.py fit arguments for every run, one string (tests: a few batches)")

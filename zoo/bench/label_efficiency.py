@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from zoo.bench.report import machine_info
+from zoo.bench.report import comma_ints, machine_info
 from zoo.bench.runs import last_metric, run_fit
 
 __all__ = ["DEFAULT_CONFIG", "best_metric", "choose", "main", "run_curve"]
@@ -102,13 +102,6 @@ def _floats(value: str) -> list[float]:
     return out
 
 
-def _ints(value: str) -> list[int]:
-    try:
-        return [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {value!r}") from None
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m zoo.bench.label_efficiency", description=__doc__.split("\n\n")[0])
@@ -116,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", required=True, help="the results file (JSON), e.g. docs/results/bert_label_efficiency.json")
     parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"the fine-tuning recipe (default: {DEFAULT_CONFIG})")
     parser.add_argument("--fractions", type=_floats, default=[0.05, 0.2, 1.0], help="shares of the training labels (default: 0.05,0.2,1.0)")
-    parser.add_argument("--seeds", type=_ints, default=[0, 1, 2], help="seeds (default: 0,1,2)")
+    parser.add_argument("--seeds", type=comma_ints, default=[0, 1, 2], help="seeds (default: 0,1,2)")
     parser.add_argument("--lrs", type=_floats, default=[3e-4, 1e-3, 3e-3], help="peak learning rates tried (default: 3e-4,1e-3,3e-3)")
     parser.add_argument("--steps", type=int, default=300, help="optimizer steps of every run (default: 300)")
     parser.add_argument("--hardware-note", default="", help="appended to the hardware field (say, that the machine was shared)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import datetime as _dt
 import math
 import os
@@ -58,6 +60,14 @@ def _fmt(value: Any) -> str:
             return str(value)
         return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.0f}"
     return str(value)
+
+
+def comma_ints(value: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``: the ``type=`` of the benchmarks' seed options."""
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {value!r}") from None
 
 
 def median(values: list[float]) -> float:

@@ -20,7 +20,7 @@ from zoo.bench.dqn_solve import run_dqn
 from zoo.bench.inference_speed import run_inference
 from zoo.bench.optimisations import run_optimisations
 from zoo.bench.overhead import run_overhead
-from zoo.bench.report import Table, machine_info, write_report
+from zoo.bench.report import Table, comma_ints, machine_info, write_report
 from zoo.bench.settings import BenchSettings
 from zoo.bench.time_to_accuracy import run_accuracy
 
@@ -45,13 +45,6 @@ def _only(value: str) -> list[str]:
     return names
 
 
-def _ints(value: str) -> list[int]:
-    try:
-        return [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {value!r}") from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m zoo.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", type=_only, default=list(COMPARISONS),
@@ -63,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--recipe", default=None,
                         help="comma-separated configs the accuracy comparison times (default: the two fast recipes, "
                              "configs/resnet9_fast_fashionmnist_60s.yaml,configs/resnet9_fast_fashionmnist_5min.yaml)")
-    parser.add_argument("--seeds", type=_ints, default=None, help="the accuracy comparison's seeds (default: 0,1,2)")
-    parser.add_argument("--dqn-seeds", type=_ints, default=None, help="the DQN comparison's seeds (default: 0,1,2,3,4)")
+    parser.add_argument("--seeds", type=comma_ints, default=None, help="the accuracy comparison's seeds (default: 0,1,2)")
+    parser.add_argument("--dqn-seeds", type=comma_ints, default=None, help="the DQN comparison's seeds (default: 0,1,2,3,4)")
     parser.add_argument("--dqn-recipe", default=None,
                         help="the DQN comparison's config (default: configs/dqn_cartpole.yaml); each recipe has its own table")
     parser.add_argument("--data-dir", default=None, help="Fashion-MNIST's folder (default: the datamodule's own lookup)")
