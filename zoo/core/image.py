@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from zoo.core.base import ClassifierModule
 from zoo.core.features import FeatureStage, run_intermediates
-from zoo.core.preprocessing import IMAGENET_MEAN, IMAGENET_STD, ImageInput, ImagePreprocessing
+from zoo.core.preprocessing import IMAGENET_MEAN, IMAGENET_STD, ImageInput, ImagePreprocessing, exposes_image_input
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageClassifier", "ImagePreprocessing", "adapt_channel_stats", "adapt_conv_weight"]
 
@@ -47,6 +47,7 @@ def adapt_channel_stats(mean: list[float], std: list[float], in_channels: int) -
     return (list(mean) * in_channels)[:in_channels], (list(std) * in_channels)[:in_channels]
 
 
+@exposes_image_input
 class ImageClassifier(ClassifierModule):
     """Base of the zoo's image classifiers: (B, in_channels, image_size, image_size) -> logits.
 
@@ -131,33 +132,6 @@ class ImageClassifier(ClassifierModule):
     @property
     def input_shape(self) -> tuple[int, ...]:
         return (self.in_channels, self.image_size, self.image_size)
-
-    # -- the images it reads (ImageInput) -------------------------------------------------------------
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of one image: ``input_shape``."""
-        return tuple(self.input_shape)
-
-    @property
-    def class_names(self) -> list[str] | None:
-        """One name per class in label order (the datamodule's, or ImageNet's), or None."""
-        return self.image_input.class_names
-
-    def transforms(self) -> ImagePreprocessing:
-        """The preprocessing that turns one raw image into one input sample of this model."""
-        return self.image_input.transforms()
-
-    def record_preprocessing(self, mean: list[float] | None, std: list[float] | None, class_names: list[str] | None = None) -> None:
-        """Record the normalization (and class names, when given) in the hyperparameters, so checkpoints keep them."""
-        self.image_input.record(mean, std, class_names)
-
-    def normalize(self, pixels: Tensor) -> Tensor:
-        """(B, C, H, W) pixels in [0, 1] -> normalized model input (identity without a recorded mean/std)."""
-        return self.image_input.normalize(pixels)
-
-    def denormalize(self, x: Tensor) -> Tensor:
-        """Normalized (B, C, H, W) -> pixels in [0, 1] (identity without a recorded mean/std)."""
-        return self.image_input.denormalize(x)
 
     # -- feature maps, timm's API (zoo.core.features) -----------------------------------------------
     def feature_stages(self) -> list[FeatureStage]:

@@ -23,7 +23,17 @@ from torchvision.transforms.v2 import functional as TF
 
 from zoo.core.base import ZooModule
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageInput", "ImageInputMixin", "ImageInputModule", "ImagePreprocessing", "channel_stats"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ImageInput",
+    "ImageInputMembers",
+    "ImageInputMixin",
+    "ImageInputModule",
+    "ImagePreprocessing",
+    "channel_stats",
+    "exposes_image_input",
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -253,32 +263,11 @@ class ImageInput:
         return x * std + mean
 
 
-class ImageInputModule(ZooModule):
-    """A ``ZooModule`` that reads (or writes) images: it takes ``mean``, ``std`` and ``class_names`` and holds
-    them as its ``image_input`` (``ImageInput``), whose methods it exposes. ``MLP``, ``RecurrentClassifier``
-    and ``SimCLR`` build on it; ``ImageClassifier`` and ``GenerativeModule`` hold an ``ImageInput`` themselves.
+class ImageInputMembers:
+    """The members through which a model exposes its ``image_input``: written once here, and copied into each
+    class that holds an ``ImageInput`` (``ImageInputModule``, ``ImageClassifier``, ``GenerativeModule``) by
+    ``exposes_image_input``. Not a base class, so no model gains an ancestor from it."""
 
-    A LightningModule base, not a mixin; ``ImageInputMixin``, its name before, stays an alias (the public API).
-    Used as the first base: ``class MLP(ImageInputModule, ClassifierModule)``.
-
-    Args:
-        mean: per-channel mean of the normalization the model reads (images in [0, 1]); None: none.
-        std: per-channel standard deviation of that normalization; None: none.
-        class_names: one name per class, in label order, or None.
-    """
-
-    def __init__(
-        self,
-        *,
-        mean: list[float] | None = None,
-        std: list[float] | None = None,
-        class_names: list[str] | None = None,
-        **kwargs,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.image_input = ImageInput(self, mean=mean, std=std, class_names=class_names)
-
-    # -- the images it reads (ImageInput) -------------------------------------------------------------
     @property
     def image_shape(self) -> tuple[int, int, int]:
         """(C, H, W) of one image; ``input_shape`` unless the model reads images in another shape."""
@@ -304,6 +293,44 @@ class ImageInputModule(ZooModule):
     def denormalize(self, x: Tensor) -> Tensor:
         """Normalized (B, C, H, W) -> pixels in [0, 1] (identity without a recorded mean/std)."""
         return self.image_input.denormalize(x)
+
+
+_MEMBERS = ("image_shape", "class_names", "transforms", "record_preprocessing", "normalize", "denormalize")
+
+
+def exposes_image_input(cls: type) -> type:
+    """Class decorator: give ``cls`` the ``ImageInputMembers`` it does not define itself."""
+    for name in _MEMBERS:
+        if name not in cls.__dict__:
+            setattr(cls, name, ImageInputMembers.__dict__[name])
+    return cls
+
+
+@exposes_image_input
+class ImageInputModule(ZooModule):
+    """A ``ZooModule`` that reads (or writes) images: it takes ``mean``, ``std`` and ``class_names`` and holds
+    them as its ``image_input`` (``ImageInput``), whose methods it exposes (``ImageInputMembers``). ``MLP``, ``RecurrentClassifier``
+    and ``SimCLR`` build on it; ``ImageClassifier`` and ``GenerativeModule`` hold an ``ImageInput`` themselves.
+
+    A LightningModule base, not a mixin; ``ImageInputMixin``, its name before, stays an alias (the public API).
+    Used as the first base: ``class MLP(ImageInputModule, ClassifierModule)``.
+
+    Args:
+        mean: per-channel mean of the normalization the model reads (images in [0, 1]); None: none.
+        std: per-channel standard deviation of that normalization; None: none.
+        class_names: one name per class, in label order, or None.
+    """
+
+    def __init__(
+        self,
+        *,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+        class_names: list[str] | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.image_input = ImageInput(self, mean=mean, std=std, class_names=class_names)
 
     def on_fit_start(self) -> None:
         """Record the datamodule's normalization and class names, so checkpoints predict on their own."""

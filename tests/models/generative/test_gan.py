@@ -339,3 +339,31 @@ def test_gan_refuses_bad_arguments():
         GAN(scheduler="cosine")
     with pytest.raises(ValueError, match="divisible by 4"):
         zoo.create_model("dcgan", image_size=30)
+
+
+@pytest.mark.parametrize("name", ["cgan", "dcgan"])
+def test_projection_discriminator_scores_the_match_of_image_and_label(name):
+    """With projection, D(x, y) = head(phi(x)) + embed(y) . phi(x): the label changes the logit by an amount that
+    depends on the image; with concat at DCGAN's linear head it only shifts the logit per class."""
+    torch.manual_seed(0)
+    model = small(name, conditional=True, conditioning="projection").eval()
+    d = model.discriminator
+    x = torch.randn(2, 1, 28, 28)
+    a, b = torch.tensor([0, 0]), torch.tensor([3, 3])
+    phi = d.net[:-1](x.flatten(1)) if name == "cgan" else d.net(x)  # (2, F): the last features
+    expected = (d.projection(b) - d.projection(a)) * phi  # (2, F)
+    torch.testing.assert_close(d(x, b) - d(x, a), expected.sum(1, keepdim=True))
+    shift = d(x, b) - d(x, a)
+    assert not torch.allclose(shift[0], shift[1])  # the label's effect depends on the image
+    assert d.projection.weight.shape == (10, phi.shape[1]) and getattr(d, "embedding", None) is None
+    concat = small("dcgan", conditional=True).eval().discriminator  # the default: "concat"
+    shift = concat(x, b) - concat(x, a)
+    torch.testing.assert_close(shift[0], shift[1])  # the same for every image: no match is scored
+    with pytest.raises(ValueError, match="conditioning must be 'concat' or 'projection'"):
+        small(name, conditional=True, conditioning="attention")
+
+
+def test_concat_checkpoints_keep_their_keys_and_projection_adds_one_table():
+    concat, projection = small("cgan"), small("cgan", conditioning="projection")
+    keys = set(concat.state_dict()) ^ set(projection.state_dict())
+    assert keys == {"discriminator.embedding.weight", "discriminator.projection.weight"}

@@ -16,7 +16,7 @@ from typing import Any
 from torch import Tensor
 
 from zoo.core.base import ZooModule
-from zoo.core.preprocessing import ImageInput, ImagePreprocessing
+from zoo.core.preprocessing import ImageInput, ImagePreprocessing, exposes_image_input
 from zoo.viz.figures import figure_to_image, save_or_log_image  # noqa: F401  (their home before zoo.viz.figures)
 
 __all__ = ["GenerativeModule", "figure_to_image", "save_or_log_image"]
@@ -24,9 +24,10 @@ __all__ = ["GenerativeModule", "figure_to_image", "save_or_log_image"]
 log = logging.getLogger(__name__)
 
 
+@exposes_image_input
 class GenerativeModule(ZooModule):
     """Base of the models that output images: pixel-space conversion with the normalization the model recorded
-    (its ``image_input``, ``zoo.core.preprocessing.ImageInput``).
+    (its ``image_input``, ``zoo.core.preprocessing.ImageInput``, exposed through ``ImageInputMembers``).
 
     Args:
         in_channels: image channels.
@@ -60,33 +61,6 @@ class GenerativeModule(ZooModule):
     @property
     def input_shape(self) -> tuple[int, ...]:
         return (self.in_channels, self.image_size, self.image_size)
-
-    # -- the images it reads and writes (ImageInput) -------------------------------------------------
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of one image: ``input_shape``."""
-        return tuple(self.input_shape)
-
-    @property
-    def class_names(self) -> list[str] | None:
-        """One name per class in label order (the datamodule's), or None."""
-        return self.image_input.class_names
-
-    def transforms(self) -> ImagePreprocessing:
-        """The preprocessing that turns one raw image into one input sample of this model."""
-        return self.image_input.transforms()
-
-    def record_preprocessing(self, mean: list[float] | None, std: list[float] | None, class_names: list[str] | None = None) -> None:
-        """Record the normalization (and class names, when given) in the hyperparameters, so checkpoints keep them."""
-        self.image_input.record(mean, std, class_names)
-
-    def normalize(self, pixels: Tensor) -> Tensor:
-        """(B, C, H, W) pixels in [0, 1] -> normalized model input (identity without a recorded mean/std)."""
-        return self.image_input.normalize(pixels)
-
-    def denormalize(self, x: Tensor) -> Tensor:
-        """Normalized (B, C, H, W) -> pixels in [0, 1] (identity without a recorded mean/std)."""
-        return self.image_input.denormalize(x)
 
     def to_pixels(self, x: Tensor) -> Tensor:
         """Normalized model input (B, C, H, W) -> pixels in [0, 1]."""
