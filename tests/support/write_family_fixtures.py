@@ -23,7 +23,7 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader, TensorDataset
 
 import zoo
-from zoo.models.generative.gan import GANModule
+from zoo.models.generative.gan_base import GANModule
 from zoo.hub.pretrained import save_pretrained
 
 OUT = Path(__file__).resolve().parents[1] / "fixtures" / "legacy" / "families"

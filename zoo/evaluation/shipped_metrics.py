@@ -40,7 +40,7 @@ from zoo.core.tokenizer import BOS_ID
 from zoo.evaluation.gan_metrics import classifier_input, frechet_distance
 from zoo.hub.pretrained import load_trained
 from zoo.models.generative.autoencoder import AutoencoderModule
-from zoo.models.generative.gan import GANModule
+from zoo.models.generative.gan_base import GANModule
 from zoo.models.generative.vae import VAE
 from zoo.models.rl.dqn import DQN
 from zoo.models.sequence.bert import BertForMaskedLM

@@ -55,7 +55,7 @@ from torch import Tensor, nn
 from zoo.core.base import ClassifierModule
 from zoo.hub.pretrained import _write_atomic, clean_hparams
 from zoo.models.generative.autoencoder import AutoencoderModule
-from zoo.models.generative.gan import GANModule
+from zoo.models.generative.gan_base import GANModule
 from zoo.models.rl.dqn import DQN
 from zoo.models.sequence.decoding import TranslationModule
 from zoo.version import __version__

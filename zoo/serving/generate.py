@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from zoo.hub.pretrained import load_trained
-from zoo.models.generative.gan import GANModule
+from zoo.models.generative.gan_base import GANModule
 
 __all__ = ["generate"]
 

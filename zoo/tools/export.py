@@ -55,7 +55,7 @@ from zoo.hub.checkpoint import load_checkpoint
 from zoo.hub.folder import save_entry_folder, save_folder
 from zoo.hub.manifest import SHIPPED_DIR, repository_checkpoints
 from zoo.hub.pretrained import pretrained_entry, read_manifest, save_pretrained, sha256_file
-from zoo.models.generative.gan import GANModule
+from zoo.models.generative.gan_base import GANModule
 from zoo.training.weight_averaging import averaging_record
 from zoo.tools.export_facts import ExportRefused, _cpu_name, describe_dataset, detect_hardware, read_data_spec, selection
 

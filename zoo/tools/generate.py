@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from zoo.hub.pretrained import PretrainedWeightsUnavailable, load_trained
-from zoo.models.generative.gan import GANModule
+from zoo.models.generative.gan_base import GANModule
 from zoo.serving.generate import generate
 
 __all__ = ["main"]

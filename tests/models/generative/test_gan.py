@@ -14,7 +14,8 @@ from torch.utils.data import DataLoader, TensorDataset
 import zoo
 from tests.conftest import fit_and_reload_image_model
 from zoo.core.base import ClassifierModule
-from zoo.models.generative.gan import GAN, GANModule
+from zoo.models.generative.gan import GAN
+from zoo.models.generative.gan_base import GANModule
 from zoo.serving.generate import generate
 from zoo.evaluation.gan_metrics import ClassifierFeatures, GANQualityMetrics, frechet_distance
 from zoo.core.preprocessing import ImageInputMixin
@@ -359,7 +360,7 @@ def test_projection_discriminator_scores_the_match_of_image_and_label(name):
     concat = small("dcgan", conditional=True).eval().discriminator  # the default: "concat"
     shift = concat(x, b) - concat(x, a)
     torch.testing.assert_close(shift[0], shift[1])  # the same for every image: no match is scored
-    with pytest.raises(ValueError, match="conditioning must be 'concat' or 'projection'"):
+    with pytest.raises(ValueError, match="conditioning must be 'concat', 'projection' or 'auxiliary'"):
         small(name, conditional=True, conditioning="attention")
 
 
@@ -367,3 +368,36 @@ def test_concat_checkpoints_keep_their_keys_and_projection_adds_one_table():
     concat, projection = small("cgan"), small("cgan", conditioning="projection")
     keys = set(concat.state_dict()) ^ set(projection.state_dict())
     assert keys == {"discriminator.embedding.weight", "discriminator.projection.weight"}
+
+
+@pytest.mark.parametrize("name", ["cgan", "dcgan"])
+def test_auxiliary_classifier_never_sees_the_label_and_trains_both_networks_to_name_the_class(name, tmp_path):
+    """AC-GAN: the discriminator's score and features do not depend on the label; its class head learns the
+    real images' classes, and the generator's loss includes that head's cross-entropy on the asked class."""
+    torch.manual_seed(0)
+    model = small(name, conditional=True, conditioning="auxiliary", aux_weight=2.0)
+    d = model.discriminator
+    x = torch.randn(4, 1, 28, 28)
+    a, b = torch.tensor([0, 1, 2, 3]), torch.tensor([9, 8, 7, 6])
+    model.eval()
+    logit_a, classes_a = model.discriminate(x, a)
+    logit_b, classes_b = model.discriminate(x, b)
+    torch.testing.assert_close(logit_a, logit_b)  # the label plays no part in the score
+    torch.testing.assert_close(classes_a, classes_b)
+    assert logit_a.shape == (4, 1) and classes_a.shape == (4, 10) and d.classifier.out_features == 10
+    torch.testing.assert_close(model._aux_loss(classes_a, a), 2.0 * torch.nn.functional.cross_entropy(classes_a, a))
+    assert model._aux_loss(None, a) == 0.0
+    model.train()
+    before = d.classifier.weight.clone()
+    trainer = quiet_trainer(tmp_path, fast_dev_run=True)
+    trainer.fit(model, loader(), loader())
+    assert not torch.equal(before, d.classifier.weight)  # the class head trained
+    assert "val/aux_acc" in trainer.callback_metrics
+    with pytest.raises(ValueError, match="aux_weight must be >= 0"):
+        small(name, conditional=True, conditioning="auxiliary", aux_weight=-1.0)
+
+
+def test_dcgan_keeps_its_old_import_path():
+    from zoo.models.generative import dcgan, gan
+
+    assert gan.DCGAN is dcgan.DCGAN is zoo.DCGAN
