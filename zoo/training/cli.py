@@ -51,7 +51,7 @@ from zoo.training.nonfinite_guard import NonFiniteLossError, NonFiniteLossGuard
 from zoo.training.resume import LastCheckpoint, RNGStateCallback, find_last_checkpoint
 from zoo.training.weight_averaging import averaging_callback
 
-__all__ = ["DATA_LINKS", "ZooCLI", "checkpoint_hparams", "main"]
+__all__ = ["DATA_LINKS", "USER_ERRORS", "ZooCLI", "build_cli", "checkpoint_hparams", "main"]
 
 # The zoo's loaders index in-memory tensors: worker processes would only add overhead.
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -230,7 +230,9 @@ class ZooCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs):
         config = self._get(self.config_init, "trainer", default={})
-        callbacks = list(config.get("callbacks") or [])
+        # A subclass's own callbacks and plugins (zoo.tools.ray_train: Ray's) join the config's.
+        callbacks = [*_as_list(config.get("callbacks")), *_as_list(kwargs.pop("callbacks", None))]
+        plugins = [*_as_list(config.get("plugins")), *_as_list(kwargs.pop("plugins", None))]
         added = []
         every = self._get(self.config, "checkpoint_every_n_steps") or 0
         if every < 0:
@@ -252,14 +254,12 @@ class ZooCLI(LightningCLI):
             added.append(LastCheckpoint(every_n_steps=every))
         added += self._fault_callbacks(callbacks)
         added += self._averaging_callbacks(callbacks)
-        if not any(isinstance(p, CheckpointIO) for p in _as_list(config.get("plugins"))) and "plugins" not in kwargs:
-            kwargs["plugins"] = [*_as_list(config.get("plugins")), AtomicCheckpointIO()]
+        kwargs["plugins"] = plugins if any(isinstance(p, CheckpointIO) for p in plugins) else [*plugins, AtomicCheckpointIO()]
         if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
             added.append(RichProgressBar() if sys.stdout.isatty() else EpochLineProgressBar())
         if config.get("logger") in (None, True) and "logger" not in kwargs:  # none chosen: CSV, not TensorBoard
             kwargs["logger"] = CSVLogger(save_dir=config.get("default_root_dir") or os.getcwd())
-        if added:
-            kwargs["callbacks"] = callbacks + added
+        kwargs["callbacks"] = callbacks + added
         return super().instantiate_trainer(**kwargs)
 
     @staticmethod
@@ -326,6 +326,28 @@ class ZooCLI(LightningCLI):
         print("\n".join(lines), flush=True)
 
 
+#: What ends a run with one ``error: <message>`` line instead of a traceback (``main``, ``zoo.tools.ray_train``).
+USER_ERRORS = (DataNotFoundError, ConfigError, IncompatibleDataError, NonFiniteLossError)
+
+
+def build_cli(args: Any = None, cli_class: type[ZooCLI] = ZooCLI) -> ZooCLI:
+    """``cli_class`` (``ZooCLI`` or a subclass) made as ``train.py`` makes it, which parses ``args`` and runs them.
+
+    Args:
+        args: the command line after ``train.py`` (``["fit", "--config", ...]``); None reads ``sys.argv``.
+        cli_class: the CLI class: any ``ZooModule`` and ``ZooDataModule`` by name, the zoo's argument parser and errors.
+    """
+    return cli_class(
+        ZooModule,
+        ZooDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        parser_class=ZooArgumentParser,
+        args=args,
+    )
+
+
 def main(args=None) -> ZooCLI:
     """Entry point of ``train.py`` and of the ``zoo-train`` command.
 
@@ -335,16 +357,8 @@ def main(args=None) -> ZooCLI:
     traceback; a name that is not a zoo class ends it with the valid names and exit status 2.
     """
     try:
-        return ZooCLI(
-            ZooModule,
-            ZooDataModule,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            save_config_kwargs={"overwrite": True},
-            parser_class=ZooArgumentParser,
-            args=args,
-        )
-    except (DataNotFoundError, ConfigError, IncompatibleDataError, NonFiniteLossError) as e:
+        return build_cli(args)
+    except USER_ERRORS as e:
         if args is not None:  # called from Python: let the caller handle it
             raise
         sys.exit(f"error: {e}")
