@@ -18,7 +18,9 @@
 
 from __future__ import annotations
 
+
 import os
+import sys
 from typing import Any
 
 import torch
@@ -52,6 +54,15 @@ def known_model_classes() -> dict[str, type[ZooModule]]:
         modules = [cls.__module__, *old_paths.get(cls.__module__, [])]
         for key in (cls.__name__, f"zoo.{cls.__name__}", *(f"{m}.{cls.__qualname__}" for m in modules)):
             known.setdefault(key, cls)
+    # A class that moved to a file of its own stays importable from its old module (``gan.DCGAN``): the paths
+    # through that module, new and old, name it too.
+    for module_name in {*LEGACY_MODULES.values(), *(c.__module__ for c in known.values())}:
+        module = sys.modules.get(module_name)
+        for attr in getattr(module, "__all__", ()):
+            cls = getattr(module, attr, None)
+            if isinstance(cls, type) and issubclass(cls, ZooModule) and cls.__module__ != module_name:
+                for m in (module_name, *old_paths.get(module_name, [])):
+                    known.setdefault(f"{m}.{attr}", cls)
     return known
 
 
