@@ -31,6 +31,7 @@ __all__ = [
     "random_crop",
     "random_erasing",
     "random_horizontal_flip",
+    "stratified_subset",
 ]
 
 
@@ -41,6 +42,25 @@ class DataNotFoundError(FileNotFoundError):
 class CorruptDataError(ValueError):
     """A data file that cannot be read as its format says (truncated, wrong magic number, malformed line,
     missing column, undecodable image); the message names the file, and the line where there is one."""
+
+
+def stratified_subset(indices: Tensor, labels: Tensor, fraction: float, *, seed: int) -> Tensor:
+    """A seeded share ``fraction`` of ``indices`` in every class of ``labels`` (at least one per class), in the
+    order of ``indices``; for one seed a smaller fraction's subset lies inside a larger one's.
+
+    Args:
+        indices: (N,) the indices to draw from.
+        labels: (N,) the class of each.
+        fraction: the share kept, in (0, 1].
+        seed: the seed of the draw.
+    """
+    g = torch.Generator().manual_seed(seed)
+    keep = torch.zeros(len(indices), dtype=torch.bool)
+    for c in labels.unique().tolist():
+        members = (labels == c).nonzero().squeeze(1)  # (N_c,)
+        order = members[torch.randperm(len(members), generator=g)]
+        keep[order[: max(1, round(fraction * len(members)))]] = True
+    return indices[keep]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from datamodules.base import CorruptDataError, DataNotFoundError
+from datamodules.base import CorruptDataError, DataNotFoundError, stratified_subset
 from datamodules.text import TextDataModule
 from datamodules.unlabelled import decontaminate, read_extra_corpus
 from zoo.core.tokenizer import Tokenizer
@@ -95,25 +95,6 @@ def read_csv_texts(path: str | os.PathLike) -> dict[str, list[str]]:
                 raise CorruptDataError(f"{path}, line {i}: expected 2 columns (label,text), got {len(row)}")
             out.setdefault(row[0].strip(), []).append(row[1].strip())
     return out
-
-
-def stratified_subset(indices: Tensor, labels: Tensor, fraction: float, *, seed: int) -> Tensor:
-    """A seeded share ``fraction`` of ``indices`` in every class of ``labels`` (at least one per class), in the
-    order of ``indices``; for one seed a smaller fraction's subset lies inside a larger one's.
-
-    Args:
-        indices: (N,) the indices to draw from.
-        labels: (N,) the class of each.
-        fraction: the share kept, in (0, 1].
-        seed: the seed of the draw.
-    """
-    g = torch.Generator().manual_seed(seed)
-    keep = torch.zeros(len(indices), dtype=torch.bool)
-    for c in labels.unique().tolist():
-        members = (labels == c).nonzero().squeeze(1)  # (N_c,)
-        order = members[torch.randperm(len(members), generator=g)]
-        keep[order[: max(1, round(fraction * len(members)))]] = True
-    return indices[keep]
 
 
 class TextCorpusDataModule(TextDataModule):

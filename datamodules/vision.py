@@ -35,7 +35,7 @@ from torch import Tensor
 from torchvision.datasets import CIFAR10, MNIST, FashionMNIST
 from torchvision.datasets.utils import download_and_extract_archive, download_url
 
-from datamodules.base import CorruptDataError, DataNotFoundError, ImageDataModule
+from datamodules.base import CorruptDataError, DataNotFoundError, ImageDataModule, InMemoryDataset, stratified_subset
 
 __all__ = ["CIFAR10_MD5", "CIFAR10DataModule", "FashionMNISTDataModule", "MNISTDataModule", "read_idx", "resolve_data_dir"]
 
@@ -142,10 +142,15 @@ class _IDXDataModule(ImageDataModule):
     input_shape = (1, 28, 28)
     num_classes = 10
 
-    def __init__(self, *, data_dir: str | None = None, download: bool = True, **kwargs) -> None:
+    def __init__(self, *, data_dir: str | None = None, download: bool = True, train_fraction: float = 1.0, train_subset_seed: int = 0,
+                 **kwargs) -> None:  # fmt: skip
         super().__init__(**kwargs)
+        if not 0.0 < train_fraction <= 1.0:
+            raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
         self.data_dir = resolve_data_dir(data_dir)
         self.download = download
+        self.train_fraction = train_fraction
+        self.train_subset_seed = train_subset_seed
         self.class_names = list(self.torchvision_dataset.classes)
 
     # -- locating the files --------------------------------------------------------------------------
@@ -210,6 +215,17 @@ class _IDXDataModule(ImageDataModule):
             splits.append((images, labels))
         return splits[0], splits[1]
 
+    def setup(self, stage: str | None = None) -> None:
+        """The seeded train/val split, then ``train_fraction`` of each class of the training split (never of
+        validation or test): ``stratified_subset`` with ``train_subset_seed``, nested as the fraction grows."""
+        if self.train_set is not None:
+            return
+        super().setup(stage)
+        if self.train_fraction < 1.0:
+            x, y = self.train_set.tensors
+            keep = stratified_subset(torch.arange(len(y)), y, self.train_fraction, seed=self.train_subset_seed)  # (n,)
+            self.train_set = InMemoryDataset(x[keep], y[keep])
+
 
 class MNISTDataModule(_IDXDataModule):
     """MNIST handwritten digits, 60,000 train / 10,000 test, 1x28x28.
@@ -218,6 +234,9 @@ class MNISTDataModule(_IDXDataModule):
         data_dir: root in torchvision's layout (files in ``<data_dir>/MNIST/raw``), or a folder holding
             the four IDX files. Default: ``$ZOO_DATA_DIR``, else ``./data``.
         download: fetch the files from torchvision's mirrors when they are not found.
+        train_fraction: share of each class of the training split kept (a seeded, stratified subset, nested as the
+            fraction grows); validation and test are unchanged. For label-efficiency curves.
+        train_subset_seed: seed of that subset.
         random_crop_padding: training augmentation: pad by this many pixels and crop back at random (0: off).
         horizontal_flip: training augmentation: mirror half of the images left-right.
         random_erasing: training augmentation: probability that an image gets a random rectangle of noise (0: off).
@@ -243,6 +262,9 @@ class FashionMNISTDataModule(_IDXDataModule):
         data_dir: root in torchvision's layout (files in ``<data_dir>/FashionMNIST/raw``), or a folder
             holding the four IDX files. Default: ``$ZOO_DATA_DIR``, else ``./data``.
         download: fetch the files from torchvision's mirror when they are not found.
+        train_fraction: share of each class of the training split kept (a seeded, stratified subset, nested as the
+            fraction grows); validation and test are unchanged. For label-efficiency curves.
+        train_subset_seed: seed of that subset.
         random_crop_padding: training augmentation: pad by this many pixels and crop back at random (0: off).
         horizontal_flip: training augmentation: mirror half of the images left-right.
         random_erasing: training augmentation: probability that an image gets a random rectangle of noise (0: off).

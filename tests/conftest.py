@@ -205,6 +205,19 @@ def fit_and_reload_image_model(model, dm, trainer, path: Path):
     return loaded, raw, x
 
 
+@pytest.fixture
+def docs_copy(tmp_path: Path) -> Path:
+    """A scratch repository root with copies of docs/, configs/ and README.md: the pages that
+    ``python -m zoo.tools.model_card --root`` renders generated blocks into."""
+    import shutil
+
+    root = tmp_path / "repo"
+    shutil.copytree(REPO / "docs", root / "docs")
+    shutil.copytree(REPO / "configs", root / "configs")
+    shutil.copy(REPO / "README.md", root / "README.md")
+    return root
+
+
 @dataclass
 class VisionFixtures:
     root: Path  # torchvision layout: MNIST/raw (raw IDX), FashionMNIST/raw (.gz), cifar-10-batches-py

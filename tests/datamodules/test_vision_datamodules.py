@@ -195,6 +195,27 @@ def test_split_is_disjoint_and_covers_the_training_pool(vision_root):
     )
 
 
+def test_train_fraction_is_a_seeded_class_balanced_share_of_the_training_split_only(vision_root):
+    """The labels of a label-efficiency run: a share of each class of the training split, drawn with its own seed and
+    nested as the share grows; the validation and test splits are those of the whole data."""
+    full = FashionMNISTDataModule(data_dir=str(vision_root.root))
+    full.setup()
+    subsets = {}
+    for fraction, subset_seed in [(0.25, 0), (0.5, 0), (0.25, 1)]:
+        dm = FashionMNISTDataModule(data_dir=str(vision_root.root), train_fraction=fraction, train_subset_seed=subset_seed)
+        dm.setup()
+        assert torch.equal(dm.val_set.tensors[0], full.val_set.tensors[0]) and torch.equal(dm.test_set.tensors[0], full.test_set.tensors[0])
+        x, y = dm.train_set.tensors
+        per_class = torch.bincount(full.train_set.tensors[1], minlength=10)
+        assert torch.equal(torch.bincount(y, minlength=10), (per_class * fraction).round().long().clamp_min(1))  # each class's share
+        subsets[fraction, subset_seed] = set(_rows(x, y))
+        assert subsets[fraction, subset_seed] <= set(_rows(*full.train_set.tensors))
+        assert subsets[fraction, subset_seed].isdisjoint(_rows(*full.val_set.tensors))
+    assert subsets[0.25, 0] < subsets[0.5, 0] and subsets[0.25, 0] != subsets[0.25, 1]  # nested for a seed; another seed, others
+    with pytest.raises(ValueError, match=r"train_fraction must be in \(0, 1\]"):
+        FashionMNISTDataModule(data_dir=str(vision_root.root), train_fraction=0.0)
+
+
 # --------------------------------------------------------------------------------------------------
 # Loaders
 # --------------------------------------------------------------------------------------------------

@@ -256,6 +256,23 @@ def test_create_model_without_that_entry_lists_what_there_is(shipped):
         zoo.create_model("lenet6", pretrained="tiny")
 
 
+def test_a_simclr_entry_is_a_fine_tuning_start_for_a_model_of_its_backbone(tmp_path, monkeypatch):
+    """A shipped SimCLR encoder serves pretrained= of its backbone's registry name: the backbone's weights and
+    normalization, a fresh head; another model is refused as for any entry of another architecture."""
+    torch.manual_seed(0)
+    simclr = zoo.create_model("simclr", backbone="resnet9_fast", backbone_args={"widths": [4, 4, 8, 8], "stem_pool": False}, mean=[0.286], std=[0.353])
+    save_pretrained(simclr.eval(), tmp_path, "simclr.tiny")
+    write_manifest(tmp_path, ["simclr.tiny"])
+    monkeypatch.setenv("ZOO_WEIGHTS_DIR", str(tmp_path))
+    model = zoo.create_model("resnet9_fast", pretrained="simclr.tiny", widths=[4, 4, 8, 8], stem_pool=False, num_classes=5)
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(model.eval().forward_features(x), simclr(x))
+    assert model.head.out_features == 5 and model.hparams.pretrained == "simclr.tiny" and model.hparams.mean == [0.286]
+    with pytest.raises(ValueError, match="'simclr.tiny' holds weights of simclr, not lenet5"):
+        zoo.create_model("lenet5", pretrained="simclr.tiny")
+
+
 def test_models_without_a_head_or_stem_refuse_the_adapters(shipped):
     with pytest.raises(ValueError, match="DQN has no classifier head to replace"):
         load_pretrained("dqn.cartpole", num_classes=5)

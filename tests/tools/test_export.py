@@ -313,6 +313,17 @@ def test_dqn_metric_is_the_mean_return_of_the_held_out_test_seeds():
     assert result["name"] == "test/return" and result["value"] == pytest.approx(expected) and result["num_test_samples"] == 4
 
 
+def test_a_simclr_encoder_is_measured_by_the_linear_probe_of_its_frozen_features(vision_root):
+    """What zoo-export records for a SimCLR entry (a backbone for pretrained=), and CI measures again the same."""
+    torch.manual_seed(0)
+    model = zoo.create_model("simclr", backbone="resnet9_fast", backbone_args={"widths": [4, 4, 8, 8], "stem_pool": False}, mean=[0.286], std=[0.353])
+    data = {"class_path": "datamodules.FashionMNISTDataModule", "init_args": {"data_dir": str(vision_root.root)}}
+    result = evaluate(model, data)
+    assert result["name"] == "test/linear_probe_acc" and result["higher_is_better"] and result["tolerance"] == 0.003
+    assert result["value"] == result["metrics"]["test/linear_probe_acc"] and "test/knn_acc" in result["metrics"] and result["num_test_samples"] == 80
+    assert evaluate(model, data)["value"] == result["value"]
+
+
 def test_gan_metrics_are_seeded_and_judged_by_the_classifier(vision_root):
     data = {"class_path": "datamodules.FashionMNISTDataModule", "init_args": {"data_dir": str(vision_root.root), "val_fraction": 0.0}}
     torch.manual_seed(0)

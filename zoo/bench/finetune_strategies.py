@@ -18,8 +18,6 @@ renders it into docs/guides/fine-tuning.md, and ``--check`` fails when the page 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shlex
 import shutil
 import sys
@@ -27,8 +25,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from zoo.bench.report import comma_ints, machine_info
+from zoo.bench.report import comma_ints
 from zoo.bench.runs import last_metric, run_fit
+from zoo.evaluation.results_file import provenance, write_results
 
 __all__ = ["STRATEGIES", "main", "run_strategies"]
 
@@ -81,29 +80,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.epochs < 1 or not args.seeds:
         parser.error("--epochs must be >= 1 and --seeds name at least one seed")
 
-    info = machine_info("cpu")
+    record = provenance("python -m zoo.bench.finetune_strategies " + shlex.join(argv), args.hardware_note)  # the load before the runs
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="zoo-finetune-"))
     try:
         rows = run_strategies(args.only, args.seeds, args.epochs, workdir, shlex.split(args.extra))
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
-    hardware = f"{info['CPU']}, {info['cores']} cores, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
     results = {
-        "command": "python -m zoo.bench.finetune_strategies " + shlex.join(argv),
-        "hardware": hardware + (f"; {args.hardware_note}" if args.hardware_note else ""),
-        "load_average_at_start": info.get("load average at start", ""),
-        "date": info["date (UTC)"],
-        "versions": {k: info[k] for k in ("python", "torch", "lightning")},
+        **record,
         "epochs": args.epochs,
         "seeds": args.seeds,
         "strategies": {key: STRATEGIES[key][0] for key in args.only},
         "runs": rows,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    print(f"Wrote {out}", flush=True)
+    print(f"Wrote {write_results(args.out, results)}", flush=True)
     return results
 
 

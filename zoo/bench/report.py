@@ -16,7 +16,7 @@ from typing import Any
 
 from zoo.tools.export import _cpu_name as cpu_name  # the CPU line the manifest rows record
 
-__all__ = ["KEEP_END", "KEEP_START", "ORDER", "Table", "kept_analysis", "kept_tables", "table_block", "machine_info", "median", "plural", "ratio", "render_markdown", "write_report"]
+__all__ = ["KEEP_END", "KEEP_START", "ORDER", "Table", "comma_floats", "comma_ints", "kept_analysis", "kept_tables", "table_block", "machine_info", "median", "plural", "ratio", "render_markdown", "write_report"]
 
 
 @dataclass
@@ -68,6 +68,17 @@ def comma_ints(value: str) -> list[int]:
         return [int(v) for v in value.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {value!r}") from None
+
+
+def comma_floats(value: str) -> list[float]:
+    """``"0.01,0.1,1"`` -> ``[0.01, 0.1, 1.0]``: the ``type=`` of the benchmarks' options that list numbers (one at least)."""
+    try:
+        out = [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {value!r}") from None
+    if not out:
+        raise argparse.ArgumentTypeError("expected at least one number")
+    return out
 
 
 def median(values: list[float]) -> float:

@@ -2,6 +2,7 @@
 
 ``shipped_metrics``  the one number per family that the manifest records for a shipped entry (``evaluate``)
 ``feature_eval``     linear-probe and k-NN accuracy of a frozen encoder (``python -m zoo.evaluation.feature_eval``)
+``results_file``     the JSON results files measuring commands write and docs pages render: rows, machine, versions
 ``gan_metrics``      class accuracy and FID of generated images, judged by a classifier
 ``attacks``          FGSM / PGD robustness and adversarial training (``zoo.attacks`` in recipes)
 

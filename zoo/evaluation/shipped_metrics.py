@@ -14,6 +14,7 @@ string is imported) and measures one number per family:
 | autoencoders | ``test/psnr`` (dB) | higher | 0.05 dB |
 | DQN | ``test/return``, the held-out test seeds | higher | 5.0 (one of 100 episodes ending 500 steps early) |
 | Seq2Seq, Transformer | ``test/exact_match`` (beam search) | higher | 0.003 |
+| SimCLR | ``test/linear_probe_acc`` of the frozen features (and ``test/knn_acc``) | higher | 0.003 |
 | forecaster, regressors | ``test/mae`` (scaled units), and the last-value forecast's | lower | 0.001 |
 | conditional GAN | ``test/class_acc`` of generated images, judged by a classifier | higher | 0.003 |
 | unconditional GAN | ``test/fid`` in that classifier's feature space | lower | 1% of the value |
@@ -43,6 +44,7 @@ from zoo.models.generative.autoencoder import AutoencoderModule
 from zoo.models.generative.gan_base import GANModule
 from zoo.models.generative.vae import VAE
 from zoo.models.rl.dqn import DQN
+from zoo.models.selfsupervised.simclr import SimCLR
 from zoo.models.sequence.bert import BertForMaskedLM
 from zoo.models.sequence.decoding import TranslationModule
 
@@ -72,6 +74,7 @@ _METRICS: list[tuple[type, str, bool, float]] = [
     (DQN, "test/return", True, 5.0),
     (TranslationModule, "test/exact_match", True, 0.003),
     (BertForMaskedLM, "test/mlm_acc", True, 0.003),  # the test split's masks are drawn with a fixed seed
+    (SimCLR, "test/linear_probe_acc", True, 0.003),  # the frozen features' probe (full-batch L-BFGS: deterministic)
     (RegressorModule, "test/mae", False, 0.001),
 ]
 _FID_RELATIVE_TOLERANCE = 0.01

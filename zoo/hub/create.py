@@ -45,7 +45,9 @@ def create_model(
             ``in_channels=`` adapts the first convolution. Other overrides replace the entry's arguments
             before building (``freeze_backbone=True``, ``lr=1e-4``). Returned in eval mode, like any loaded model.
             A path to a file (``.ckpt``, ``.safetensors``) instead is a fine-tuning start: the model is built
-            from ``overrides`` and the file's weights are copied in (``zoo.hub.finetune.apply_pretrained``).
+            from ``overrides`` and the file's weights are copied in (``zoo.hub.finetune.apply_pretrained``); so is
+            the entry of a self-supervised encoder (SimCLR) whose backbone is a ``name`` (its backbone's weights,
+            a fresh head; build it with the encoder's ``backbone_args``).
         features_only: return the model as a backbone (``zoo.core.features.FeatureBackbone``, timm's
             ``features_only``): images -> a list of feature maps, with ``feature_info`` (channels, reduction).
             Image classifiers only; the weights are applied first, as for the classifier.
@@ -86,7 +88,12 @@ def _create(name: str, builder: Any, cls: type, pretrained: str | os.PathLike | 
         raise ValueError(f"no pretrained weights {entry_name!r} for {name}; {name} has: {choices}")
     arch = pretrained_entry(entry_name).get("arch", entry_name.split(".")[0])
     if arch != name:
-        raise ValueError(f"{entry_name!r} holds weights of {arch}, not {name}; {name} has: {choices}")
+        # A self-supervised encoder (SimCLR) whose backbone is a `name`: a fine-tuning start, as a file would be.
+        if not isinstance(getattr(load_pretrained(entry_name), "backbone", None), cls):
+            raise ValueError(f"{entry_name!r} holds weights of {arch}, not {name}; {name} has: {choices}")
+        model = builder(**overrides)
+        apply_pretrained(model, entry_name)
+        return model
     model = load_pretrained(entry_name, **overrides)
     if not isinstance(model, cls):
         raise ValueError(f"{entry_name!r} holds a {type(model).__name__}, but {name} is a {cls.__name__}")

@@ -15,7 +15,10 @@ markers is touched.
   ``docs/results/finetune_strategies.json`` that ``python -m zoo.bench.finetune_strategies`` writes;
 - docs/models/adversarial.md, ``robustness``: accuracy under attack, from the results file
   ``docs/results/robustness.json`` that ``python -m zoo.tools.robustness`` writes;
-- docs/models/text.md, ``label-efficiency``: BERT's label-efficiency curve, from ``docs/results/bert_label_efficiency.json``.
+- docs/models/text.md, ``label-efficiency``: BERT's label-efficiency curve, from ``docs/results/bert_label_efficiency.json``;
+- docs/models/self-supervised.md, ``feature-eval`` and ``simclr-label-efficiency``: frozen encoders' linear probe and k-NN,
+  from ``docs/results/feature_eval.json``, and the labels SimCLR saves, from ``docs/results/simclr_label_efficiency.json``
+  (``zoo.tools.self_supervised_tables``).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from zoo.tools.results_tables import (
     render_recipe_results,
     render_robustness,
 )
+from zoo.tools.self_supervised_tables import render_feature_eval, render_simclr_label_efficiency
 
 __all__ = [
     "END",
@@ -284,6 +288,8 @@ TARGETS: tuple[Target, ...] = (
     Target("docs/guides/fine-tuning.md", "finetune-strategies", lambda root, manifest: render_finetune_strategies(root)),
     Target("docs/models/adversarial.md", "robustness", lambda root, manifest: render_robustness(root / ROBUSTNESS_RESULTS, manifest)),
     Target("docs/models/text.md", "label-efficiency", lambda root, manifest: render_label_efficiency(root)),
+    Target("docs/models/self-supervised.md", "feature-eval", render_feature_eval),
+    Target("docs/models/self-supervised.md", "simclr-label-efficiency", lambda root, manifest: render_simclr_label_efficiency(root)),
 )
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from zoo.evaluation.results_file import cpu_name as _cpu_name  # the CPU line every results file records
+
 __all__ = ["ExportRefused", "describe_dataset", "detect_hardware", "read_data_spec", "selection"]
 
 
@@ -33,16 +35,6 @@ _DATASETS: dict[str, tuple[str, str]] = {
 }
 
 # -- what the manifest row records ------------------------------------------------------------------------
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def detect_hardware(checkpoint: str | os.PathLike) -> str:

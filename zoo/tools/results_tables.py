@@ -14,6 +14,8 @@ in README.md or docs/ cannot drift from the entry that it describes.
   ``python -m zoo.tools.robustness ENTRY`` writes (docs/results/robustness.json);
 - docs/models/text.md, ``label-efficiency``: BERT's label-efficiency curve, from ``docs/results/bert_label_efficiency.json``
   that ``python -m zoo.bench.label_efficiency`` writes.
+
+The self-supervised page's blocks are rendered by ``zoo.tools.self_supervised_tables``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ __all__ = [
     "LABEL_EFFICIENCY_RESULTS",
     "QUICKSTART_ENTRY",
     "ROBUSTNESS_RESULTS",
+    "check_measured_weights",
     "format_value",
     "quickstart_lines",
     "render_finetune_strategies",
@@ -39,7 +42,7 @@ __all__ = [
 #: the shipped entry that README.md's Quickstart command reproduces
 QUICKSTART_ENTRY = "lenet5.digits"
 
-_PERCENT = ("acc", "exact_match", "class_acc", "mlm_acc")
+_PERCENT = ("acc", "exact_match", "class_acc", "mlm_acc", "linear_probe_acc", "knn_acc")
 
 
 def format_value(name: str, value: float) -> str:
@@ -161,6 +164,16 @@ def render_finetune_strategies(root: Path) -> str:
     return "\n".join(rows)
 
 
+def check_measured_weights(rows: list[dict[str, Any]], manifest: dict[str, Any], results_file: Path, name_key: str) -> None:
+    """Raise ``ValueError`` when a row of ``results_file`` measured a shipped entry (named by ``row[name_key]``) whose
+    weights the manifest no longer ships (another SHA-256: re-exported, or removed): its command must run again."""
+    shipped = {e["name"]: e["sha256"] for e in manifest.get("weights", [])}
+    for r in rows:
+        if shipped.get(r[name_key]) != r["sha256"]:
+            raise ValueError(f"{results_file} measured {r[name_key]} with weights {r['sha256'][:12]}, which the manifest does not "
+                             f"ship: run {r['command']}")  # fmt: skip
+
+
 #: The results file of ``python -m zoo.tools.robustness``, relative to the repository root.
 ROBUSTNESS_RESULTS = "docs/results/robustness.json"
 
@@ -179,11 +192,7 @@ def render_robustness(results_file: Path, manifest: dict[str, Any]) -> str:
     rows = json.loads(results_file.read_text(encoding="utf-8"))["entries"] if results_file.is_file() else []
     if not rows:
         return "No shipped entry measured yet: `python -m zoo.tools.robustness ENTRY` measures one and adds it here."
-    shipped = {e["name"]: e["sha256"] for e in manifest.get("weights", [])}
-    for r in rows:
-        if shipped.get(r["name"]) != r["sha256"]:
-            raise ValueError(f"{results_file} measured {r['name']} with weights {r['sha256'][:12]}, which the manifest does not "
-                             f"ship: run {r['command']}")  # fmt: skip
+    check_measured_weights(rows, manifest, results_file, "name")
     fgsm = sorted({float(e) for r in rows for e in r["fgsm"]} - {0.0})
     pgd = sorted({float(e) for r in rows for e in r["pgd"]})
     steps = sorted({r["pgd_steps"] for r in rows})

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from typing import Any
 import lightning as L
 
 from zoo.evaluation.attacks import EPSILONS, PGD_EPSILONS, FGSMRobustness
+from zoo.evaluation.results_file import write_row as write_result_row
 from zoo.evaluation.shipped_metrics import build_datamodule
 from zoo.hub.manifest import pretrained_entry
 from zoo.hub.pretrained import load_pretrained
@@ -89,12 +89,7 @@ def _training(entry: dict[str, Any]) -> str:
 
 def write_row(row: dict[str, Any], path: str | Path = RESULTS) -> Path:
     """Put ``row`` into the results file at ``path``, replacing the entry's previous row."""
-    path = Path(path)
-    results = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"entries": []}
-    results["entries"] = sorted([r for r in results["entries"] if r["name"] != row["name"]] + [row], key=lambda r: r["name"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    return path
+    return write_result_row(path, row, key=("name",))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

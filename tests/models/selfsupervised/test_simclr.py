@@ -151,6 +151,43 @@ def test_input_checks_and_bad_arguments():
         zoo.create_model("simclr", temperature=0)
 
 
+def test_a_channels_last_backbone_reads_channels_last_batches_as_its_own_forward_does():
+    """ResNet-9 with NHWC kernels (the ResNet-9 recipe's backbone): SimCLR hands it NHWC batches, same features."""
+    torch.manual_seed(0)
+    model = zoo.create_model("simclr", backbone="resnet9_fast", backbone_args={"widths": [4, 4, 8, 8], "stem_pool": False, "channels_last": True},
+                             in_channels=3)  # (grey batches of one channel are NCHW and NHWC at once)
+    seen = []
+    model.backbone.prep[0].register_forward_pre_hook(lambda module, args: seen.append(args[0].is_contiguous(memory_format=torch.channels_last)))
+    x = torch.randn(4, 3, 28, 28)
+    with torch.no_grad():
+        features = model.eval()(x)  # (4, 8)
+        torch.testing.assert_close(features, model.backbone.forward_features(x))
+    assert features.shape == (4, 8) == (4, model.num_features) and seen == [True, False]
+
+
+def test_the_resnet9_recipe_keeps_last_ckpt_and_an_interrupted_run_goes_on_from_it(vision_root, tmp_path, monkeypatch):
+    """configs/simclr_resnet9_fashionmnist.yaml trains for hours: its last.ckpt is current at every validation, and
+    ``--ckpt_path last`` continues from it (epoch, step and optimizer restored)."""
+    import sys
+    from pathlib import Path
+
+    from zoo.training.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["train.py"])
+    monkeypatch.setenv("ZOO_DATA_DIR", str(vision_root.root))
+    recipe = str(Path(__file__).resolve().parents[3] / "configs" / "simclr_resnet9_fashionmnist.yaml")
+    quick = ["--trainer.limit_val_batches=1", "--test_after_fit=false", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+    first = main(["fit", "--config", recipe, "--trainer.max_epochs=1", *quick])  # "interrupted" after its first epoch
+    backbone = first.model.backbone  # its own arguments recorded, not the CLI's (SimCLR's)
+    assert backbone.channels_last and backbone.hparams.stem_pool is False and backbone.hparams.widths == [16, 32, 64, 128]
+    assert first.trainer.checkpoint_callback.monitor == "val/loss" and first.trainer.global_step == 1  # 144 fixture images, batch 256
+    last = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 1
+    resumed = main(["fit", "--config", recipe, "--trainer.max_epochs=2", "--ckpt_path", "last", *quick])
+    assert resumed.trainer.current_epoch == 2 and resumed.trainer.global_step == 2  # went on from step 1, not from scratch
+
+
 # -- evaluation -------------------------------------------------------------------------------------
 def test_knn_and_linear_probe_on_separable_and_random_features():
     g = torch.Generator().manual_seed(0)

@@ -15,6 +15,7 @@ logged as ``test/linear_probe_acc`` and ``test/knn_acc``.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 from typing import Any
@@ -184,7 +185,9 @@ class SimCLR(ImageInputModule, ZooModule):
         self.image_size = image_size
         args = {**(backbone_args or {}), "in_channels": in_channels, "image_size": image_size, "num_classes": num_classes}
         args.update({k: self.hparams[k] for k in ("mean", "std") if self.hparams.get(k) is not None})
-        self.backbone = get_builder(backbone)(**args)
+        # Built in an empty context: under LightningCLI every LightningModule constructed meanwhile would record the
+        # CLI's arguments (SimCLR's) as its hyperparameters (Lightning's ``_given_hyperparameters``) instead of its own.
+        self.backbone = contextvars.Context().run(get_builder(backbone), **args)
         # Its classifier head is not part of SimCLR: frozen, it takes no gradient and no optimizer slot.
         self.backbone.head.requires_grad_(False)
         self.projector = ProjectionHead(self.backbone.num_features, projection_hidden, projection_dim)
@@ -206,7 +209,10 @@ class SimCLR(ImageInputModule, ZooModule):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """The representation, (B, num_features): the backbone's ``forward_features``."""
-        return self.backbone.forward_features(self.check_input(x))
+        x = self.check_input(x)
+        if getattr(self.backbone, "channels_last", False):  # as the backbone's own forward: NHWC kernels read NHWC batches
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.backbone.forward_features(x)
 
     def forward_intermediates(self, x: Tensor, indices: int | list[int] | None = None, **options: Any) -> Any:
         """The backbone's ``forward_intermediates`` (timm's API; ``zoo.core.features``): its stages' maps."""
