@@ -97,3 +97,10 @@ class DCGAN(GANModule):
             elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
                 nn.init.normal_(m.weight, 1.0, 0.02)
                 nn.init.zeros_(m.bias)
+
+
+@register_model("cdcgan")
+def cdcgan(**kwargs) -> DCGAN:
+    """The conditional DCGAN: ``DCGAN(conditional=True, conditioning="auxiliary")``, an AC-GAN whose
+    discriminator classifies what it sees (see ``zoo.models.generative.gan_base`` for the other ways)."""
+    return DCGAN(**{"conditional": True, "conditioning": "auxiliary", **kwargs})
