@@ -20,9 +20,9 @@ from zoo.serving.generate import generate
 from zoo.evaluation.gan_metrics import ClassifierFeatures, GANQualityMetrics, frechet_distance
 from zoo.core.preprocessing import ImageInputMixin
 
-NAMES = ["gan", "cgan", "dcgan"]
+NAMES = ["gan", "cgan", "dcgan", "cdcgan"]
 SMALL = {"gan": dict(generator_sizes=[32], discriminator_sizes=[32]), "cgan": dict(generator_sizes=[32], discriminator_sizes=[32]),
-         "dcgan": dict(feature_maps=8)}  # fmt: skip
+         "dcgan": dict(feature_maps=8), "cdcgan": dict(feature_maps=8)}  # fmt: skip
 
 
 def small(name, **kwargs) -> GANModule:
@@ -48,7 +48,7 @@ def test_generator_and_discriminator_shapes(name):
     images = model(z, labels)
     assert images.shape == (4, 1, 28, 28) and images.min() >= 0 and images.max() <= 1
     assert model.discriminator(images * 2 - 1, labels).shape == (4, 1)
-    assert model.conditional == (name == "cgan")
+    assert model.conditional == (name in ("cgan", "cdcgan"))
 
 
 @pytest.mark.parametrize("name", NAMES)
