@@ -343,8 +343,10 @@ def test_gan_metrics_are_seeded_and_judged_by_the_classifier(vision_root):
     with torch.no_grad():
         predicted = judge(classifier_input(judge, gan, gan(z, labels))).argmax(1)
     assert first["value"] == pytest.approx((predicted == labels).float().mean().item())
+    per_class = [(predicted[labels == k] == k).float().mean().item() for k in range(10)]  # 20 samples asked of each
+    assert first["per_class"] == pytest.approx(per_class) and first["fid"] == first["metrics"]["test/fid"]
     unconditional = evaluate(zoo.create_model("dcgan"), data, classifier=judge, num_samples=200)
-    assert unconditional["name"] == "test/fid" and not unconditional["higher_is_better"]
+    assert unconditional["name"] == "test/fid" and not unconditional["higher_is_better"] and "per_class" not in unconditional
     assert unconditional["tolerance"] == pytest.approx(max(0.01 * unconditional["value"], 1e-3), rel=1e-3)  # 1%, at least 0.001
 
 

@@ -208,7 +208,9 @@ def _gan_metrics(model: GANModule, dm: L.LightningDataModule, judge: ClassifierM
         x = dm.on_after_batch_transfer(batch, 0)[0]  # (B, C, H, W) normalized, as the GAN was trained on
         fid.update(classifier_input(judge, model, model.to_pixels(x)), real=True)
     g = torch.Generator().manual_seed(seed)
-    correct, made = 0, 0
+    correct = torch.zeros(model.num_classes, dtype=torch.long)  # (K,) per asked class
+    asked = torch.zeros(model.num_classes, dtype=torch.long)
+    made = 0
     while made < num_samples:
         n = min(500, num_samples - made)
         z = torch.randn(n, model.latent_dim, generator=g)
@@ -216,11 +218,15 @@ def _gan_metrics(model: GANModule, dm: L.LightningDataModule, judge: ClassifierM
         images = classifier_input(judge, model, model(z, labels))  # generated pixels as the judge reads them
         fid.update(images, real=False)
         if labels is not None:
-            correct += int((judge(images).argmax(dim=1) == labels).sum())
+            hits = (judge(images).argmax(dim=1) == labels).long()  # (n,)
+            correct += torch.bincount(labels, weights=hits, minlength=model.num_classes).long()
+            asked += torch.bincount(labels, minlength=model.num_classes)
         made += n
     out = {"test/fid": float(fid.compute())}
     if model.conditional:
-        out["test/class_acc"] = correct / made
+        out["test/class_acc"] = int(correct.sum()) / made
+        for k in range(model.num_classes):  # the share of class k's samples the judge puts in class k
+            out[f"test/class_acc_{k}"] = int(correct[k]) / max(1, int(asked[k]))
     return out
 
 
@@ -245,7 +251,8 @@ def evaluate(
     Returns:
         ``{"name", "value", "higher_is_better", "tolerance", "metrics"}``: the family's metric, its tolerance
         for re-verification, and every test metric measured; a forecaster adds ``"baseline"`` (the
-        last-value forecast's MAE), a GAN ``"judge"`` (which classifier judged).
+        last-value forecast's MAE), a GAN ``"judge"`` (which classifier judged), a conditional GAN ``"fid"``
+        and ``"per_class"`` (each asked class's accuracy, in label order).
     """
     spec = metric_spec(model)
     model.cpu()  # measured on the CPU, as CI measures it
@@ -268,6 +275,9 @@ def evaluate(
     result["metrics"] = metrics
     if "test/elbo" in metrics and spec["name"] != "test/elbo":  # a VAE: the bound next to the tighter estimate
         result["elbo"] = metrics["test/elbo"]
+    if spec["name"] == "test/class_acc":  # a conditional GAN: its FID and each class's accuracy beside it
+        result["fid"] = metrics["test/fid"]
+        result["per_class"] = [metrics[f"test/class_acc_{k}"] for k in range(model.num_classes)]
     if hasattr(dm, "naive_forecast"):
         naive = _naive_forecast_mae(dm)
         result["baseline"] = {"name": "last-value forecast test/mae", "value": naive}

@@ -180,6 +180,9 @@ def export_checkpoint(
     metric["value"] = round(float(measured["value"]), 6)
     if "elbo" in measured:
         metric["elbo"] = round(float(measured["elbo"]), 6)
+    if "fid" in measured:
+        metric["fid"] = round(float(measured["fid"]), 6)
+        metric["per_class"] = [round(float(v), 6) for v in measured["per_class"]]
     if "baseline" in measured:
         metric["baseline"] = {k: round(v, 6) if isinstance(v, float) else v for k, v in measured["baseline"].items()}
     if judge is not None:

@@ -125,6 +125,13 @@ def render_recipe_results(manifest: dict[str, Any], classes: tuple[str, ...] | N
         result = f"{m['name']} {format_value(m['name'], m['value'])}"
         if "elbo" in m:
             result += f" (ELBO {format_value('test/elbo', m['elbo'])})"
+        if "fid" in m:  # a conditional GAN: its FID, and its weakest and strongest class
+            per_class = m.get("per_class") or []
+            result += f" (FID {format_value('test/fid', m['fid'])}"
+            if per_class:
+                worst, best = min(range(len(per_class)), key=per_class.__getitem__), max(range(len(per_class)), key=per_class.__getitem__)
+                result += f"; per class {format_value(m['name'], per_class[worst])} (class {worst}) to {format_value(m['name'], per_class[best])} (class {best})"
+            result += ")"
         target = e.get("target")
         goal = "—"
         if target:
