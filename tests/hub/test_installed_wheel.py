@@ -28,6 +28,9 @@ from zoo.evaluation.shipped_metrics import reference_output
 from zoo.hub.manifest import SHIPPED_DIR
 from zoo.hub.pretrained import load_pretrained, read_manifest
 
+# Builds a wheel and runs every entry in subprocesses (about 40 s): the slow suite's.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = {e["name"]: e for e in read_manifest(SHIPPED_DIR / "manifest.json")["weights"]}
 MAX_WHEEL_BYTES = 1_000_000  # the code, the manifest and the configs: about 0.3 MB
