@@ -45,6 +45,8 @@ def test_overhead_and_data_tables(vision_root, tmp_path):
     (row,) = overhead.rows
     assert row["model"] == "lenet5" and row["steps/epoch"] == 2 and row["batch"] == 32
     assert overhead.ratios["lenet5"] == pytest.approx(row["zoo fit s/epoch"] / row["hand loop s/epoch"])
+    assert row["ratio bare/hand"] == pytest.approx(row["bare Lightning s/epoch"] / row["hand loop s/epoch"])
+    assert row["bare Lightning s/epoch"] > 0
     assert [r["pipeline"].split(" ")[0] for r in data.rows] == ["zoo", "torchvision"]
     assert [r["images/epoch"] for r in data.rows] == [160, 160]  # both serve the whole training split
     assert set(data.ratios) == {"torchvision_workers0_loader", "torchvision_workers0_epoch"}

@@ -9,13 +9,13 @@ DQN) have their own batches and loops; their test files run the same standard te
 import inspect
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import zoo
 from zoo.bench.reduced_builds import REDUCED
+from tests.support.trainers import quiet_trainer
 
 TESTS = Path(__file__).resolve().parents[1]  # tests/, every folder
 MODELS = [n for n in zoo.list_models() if issubclass(zoo.get_model_class(n), (zoo.ClassifierModule, zoo.RegressorModule))]
@@ -62,11 +62,6 @@ def test_every_registered_model_has_standard_tests():
     sources = "\n".join(p.read_text() for p in TESTS.rglob("test_*.py") if p.name != Path(__file__).name)
     missing = [n for n in zoo.list_models() if n not in MODELS and f'"{n}"' not in sources]
     assert not missing, f"no standard tests for {missing}"
-
-
-def quiet_trainer(**kwargs) -> L.Trainer:
-    defaults = dict(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
-    return L.Trainer(**{**defaults, **kwargs})
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
-from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
+from torchmetrics.classification import BinaryAccuracy
 
+from zoo.core.metrics import TopKAccuracy
 from zoo.core.module import ZooModule
 from zoo.viz.classifier_figures import ClassifierTestFigures
 from zoo.viz.figures import should_draw
@@ -103,12 +104,10 @@ class ClassifierModule(ZooModule):
 
     def _build_metrics(self) -> None:
         if self.binary:
-            metrics = {"acc": BinaryAccuracy()}
-        else:
-            metrics = {"acc": MulticlassAccuracy(self.num_classes, average="micro")}
-            if self.num_classes > 5:
-                metrics["acc_top5"] = MulticlassAccuracy(self.num_classes, top_k=5, average="micro")
-        self._set_stage_metrics(MetricCollection(metrics))
+            metric = BinaryAccuracy()
+        else:  # "acc", and "acc_top5" when there are more than 5 classes
+            metric = TopKAccuracy(self.num_classes, k=5 if self.num_classes > 5 else 1)
+        self._set_stage_metrics(MetricCollection({"acc": metric}))
 
     # -- timm's API ---------------------------------------------------------------------------------
     @property

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import zoo
 from tests.conftest import fit_and_reload_image_model
 from zoo.models.generative.autoencoder import AutoencoderModule, latent_scatter
+from tests.support.trainers import quiet_trainer
 
 NAMES = ["autoencoder", "conv_autoencoder"]
 
@@ -20,11 +21,6 @@ NAMES = ["autoencoder", "conv_autoencoder"]
 def batch(n=16, g=None):
     g = g or torch.Generator().manual_seed(0)
     return torch.randn(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)
-
-
-def quiet_trainer(tmp_path, **kwargs) -> L.Trainer:
-    defaults = dict(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
-    return L.Trainer(**{**defaults, **kwargs})
 
 
 @pytest.mark.parametrize("name", NAMES)

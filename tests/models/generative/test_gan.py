@@ -19,6 +19,7 @@ from zoo.models.generative.gan_base import GANModule
 from zoo.serving.generate import generate
 from zoo.evaluation.gan_metrics import ClassifierFeatures, GANQualityMetrics, frechet_distance
 from zoo.core.preprocessing import ImageInputMixin
+from tests.support.trainers import quiet_trainer
 
 NAMES = ["gan", "cgan", "dcgan", "cdcgan"]
 SMALL = {"gan": dict(generator_sizes=[32], discriminator_sizes=[32]), "cgan": dict(generator_sizes=[32], discriminator_sizes=[32]),
@@ -32,11 +33,6 @@ def small(name, **kwargs) -> GANModule:
 def loader(n=32, batch_size=8):
     g = torch.Generator().manual_seed(0)
     return DataLoader(TensorDataset(torch.randn(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)), batch_size=batch_size)
-
-
-def quiet_trainer(tmp_path, **kwargs) -> L.Trainer:
-    defaults = dict(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
-    return L.Trainer(**{**defaults, **kwargs})
 
 
 @pytest.mark.parametrize("name", NAMES)

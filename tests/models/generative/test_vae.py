@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import zoo
 from zoo.models.generative.vae import VAE, gaussian_kl
+from tests.support.trainers import quiet_trainer
 
 NAMES = ["vae", "conv_vae"]
 
@@ -26,11 +27,6 @@ def batch(n=16, g=None):
 def tiny(**kwargs) -> VAE:
     torch.manual_seed(0)
     return zoo.create_model("vae", **{"hidden_sizes": [32], "latent_dim": 3, **kwargs}).eval()
-
-
-def quiet_trainer(tmp_path, **kwargs) -> L.Trainer:
-    defaults = dict(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
-    return L.Trainer(**{**defaults, **kwargs})
 
 
 # -- standard tests -----------------------------------------------------------------------------------

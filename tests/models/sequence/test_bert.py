@@ -17,14 +17,10 @@ from datamodules import TextCorpusDataModule
 from datamodules.corpus import FORTUNE_CATEGORIES
 from zoo.models.sequence.bert import CLS_ID, IGNORE_INDEX, MASK_ID, SEP_ID, mask_tokens, segment_ids
 from zoo.core.tokenizer import PAD_ID, UNK_ID, Tokenizer
+from tests.support.trainers import quiet_trainer
 
 REPO = Path(__file__).resolve().parents[3]
 TINY = dict(d_model=32, nhead=2, num_layers=1, dim_feedforward=64, vocab_size=50, max_len=32)
-
-
-def quiet_trainer(**kwargs) -> L.Trainer:
-    defaults = dict(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
-    return L.Trainer(**{**defaults, **kwargs})
 
 
 def word_batch(n: int, t: int, vocab: int, seed: int = 0) -> torch.Tensor:

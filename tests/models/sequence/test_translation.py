@@ -16,6 +16,7 @@ import zoo
 from datamodules import TranslationDataModule
 from zoo.models.sequence.decoding import beam_search, greedy_decode
 from zoo.core.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from tests.support.trainers import quiet_trainer
 
 REPO = Path(__file__).resolve().parents[3]
 TRANSLATION_MODELS = ["seq2seq", "transformer"]
@@ -29,11 +30,6 @@ def recipe_beam_size(name: str) -> int:
     """The beam size the numbers recipe (configs/<name>_numbers_fr.yaml) tests and translates with."""
     recipe = yaml.safe_load((REPO / "configs" / f"{name}_numbers_fr.yaml").read_text())
     return int(recipe["model"]["init_args"]["beam_size"])
-
-
-def quiet_trainer(**kwargs) -> L.Trainer:
-    defaults = dict(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
-    return L.Trainer(**{**defaults, **kwargs})
 
 
 @pytest.fixture(scope="module")

@@ -90,7 +90,6 @@ class AutoencoderModule(GenerativeModule):
         metrics = self._metrics(stage)
         metrics.update(recon.detach(), pixels)
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=len(x), sync_dist=True)
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=len(x))
         if stage == "val" and not self.trainer.sanity_checking:
             self._collect(pixels, noisy, recon, z, y)
         return loss
@@ -110,6 +109,7 @@ class AutoencoderModule(GenerativeModule):
             self._labels.append(y.detach().cpu())
 
     def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
         from torchvision.utils import make_grid
 
 

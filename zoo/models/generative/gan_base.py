@@ -238,6 +238,7 @@ class GANModule(GenerativeModule):
         return [self.build_optimizer(net.parameters(), **options) for net in (self.generator, self.discriminator)]  # G, D
 
     def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
         if not should_draw(self):  # rank 0 with a logger, outside smoke tests
             return
         with torch.no_grad():

@@ -225,8 +225,7 @@ class VAE(AutoencoderModule):
         self.log(f"{stage}/recon_nll", recon_nll.mean(), **log)
         recon = torch.sigmoid(output).detach()
         metrics = self._metrics(stage)
-        metrics.update(recon, target)
-        self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=n)
+        metrics.update(recon, target)  # logged at the end of the epoch
         if stage == "test" and self.hparams.iw_samples:
             self.log("test/log_likelihood_iw", self.log_likelihood_iw(target, self.hparams.iw_samples).mean(), prog_bar=True, **log)
         if stage == "val" and not self.trainer.sanity_checking:
@@ -251,9 +250,9 @@ class VAE(AutoencoderModule):
             self._latents.append(z.float().cpu())
             self._labels.append(y.detach().cpu())
 
-    def on_validation_epoch_end(self) -> None:
+    def on_validation_epoch_end(self) -> None:  # replaces the autoencoder's figures with the VAE's
+        self._log_epoch_metrics("val")
         from torchvision.utils import make_grid
-
 
         grid, self._images = self._images.get("reconstructions"), {}
         latents, labels, self._latents, self._labels = self._latents, self._labels, [], []

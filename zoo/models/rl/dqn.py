@@ -366,6 +366,7 @@ class DQN(ZooModule):
 
     def on_validation_epoch_end(self) -> None:
         """Log the episode-return curve so far (``zoo.plots.return_curve_figure``)."""
+        super().on_validation_epoch_end()
 
         if should_draw(self) and getattr(self, "_train_returns", None):
             figure = return_curve_figure(self._train_returns, self._val_returns, solved_return=self.hparams.solved_return)

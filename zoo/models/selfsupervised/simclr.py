@@ -268,6 +268,7 @@ class SimCLR(ImageInputModule, ZooModule):
 
     def on_test_epoch_end(self) -> None:
         """Linear probe and k-NN accuracy of the test features, trained on the datamodule's training split."""
+        super().on_test_epoch_end()
 
         features, labels = self._test_features, self._test_labels
         self._test_features, self._test_labels = [], []

@@ -238,12 +238,14 @@ class TranslationModule(ZooModule):
         self._start_samples()
 
     def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
         self._log_samples("val")
 
     def on_test_epoch_start(self) -> None:
         self._start_samples()
 
     def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
         self._log_samples("test")
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:

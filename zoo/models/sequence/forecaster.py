@@ -107,9 +107,10 @@ class LSTMForecaster(RegressorModule):
             self._record_test_output(x, output, y)
         on_step = stage == "train"
         self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(x), sync_dist=True)
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=len(x))
-        self.log_dict(units, on_step=False, on_epoch=True, batch_size=len(x))
         return loss
+
+    def _epoch_metrics(self, stage: str) -> list[tuple[MetricCollection, bool]]:
+        return [*super()._epoch_metrics(stage), (getattr(self, f"{stage}_unit_metrics"), False)]
 
     # -- figure: forecast vs truth over the test span (zoo.plots, zoo.figures) -----------------------------
     def on_test_epoch_start(self) -> None:
@@ -121,6 +122,7 @@ class LSTMForecaster(RegressorModule):
             self._test_forecasts.append((output.detach().float().cpu(), target.detach().float().cpu()))
 
     def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
         kept, self._test_forecasts = getattr(self, "_test_forecasts", None), None
         if not kept:
             return
