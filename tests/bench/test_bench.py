@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ from zoo.bench.data_pipeline import run_data, torchvision_layout
 from zoo.bench.inference_speed import classifier_names, run_inference
 from zoo.bench.optimisations import flops_per_image, run_optimisations
 from zoo.bench.overhead import run_overhead
-from zoo.bench.report import KEEP_END, KEEP_START, machine_info
+from zoo.bench.report import FIGURE, KEEP_END, KEEP_START, figure, kept_analysis, machine_info, parse_tables, refresh_figures
 
 
 def _fixture_args(vision_root, tmp_path) -> list[str]:
@@ -125,6 +126,37 @@ def test_rewriting_the_report_keeps_the_analysis_block(tmp_path):
     text = path.read_text()
     assert "| 2.000 |" in text and "| 1.000 |" not in text  # the tables are new
     assert text.count(analysis) == 1 and text.rstrip().endswith(KEEP_END)  # the analysis kept, once, at the end
+
+
+def test_the_analysis_quotes_its_figures_from_the_tables_and_a_new_run_updates_them(tmp_path):
+    table = Table(name="accuracy", title="Acc", columns=["recipe", "seed", "test acc", "seconds"],
+                  rows=[{"recipe": "a.yaml", "seed": "0", "test acc": 0.9134, "seconds": 50.0},
+                        {"recipe": "a.yaml", "seed": "median", "test acc": 0.9134, "seconds": 50.0}])  # fmt: skip
+    path = write_report(tmp_path / "B.md", [table], machine_info("cpu"), "python -m zoo.bench")
+    quoted = ('<span data-figure="accuracy|a.yaml|median|seconds">0</span> s, '
+              '<span data-figure="accuracy|a.yaml|median|test acc|pct">0</span>')
+    path.write_text(path.read_text() + f"\n{KEEP_START}\nMedian: {quoted}.\n{KEEP_END}\n")
+    table.rows[1].update({"test acc": 0.9251, "seconds": 47.5})
+    text = write_report(path, [table], machine_info("cpu"), "python -m zoo.bench").read_text()
+    assert ('Median: <span data-figure="accuracy|a.yaml|median|seconds">47.500</span> s, '
+            '<span data-figure="accuracy|a.yaml|median|test acc|pct">92.5%</span>.') in text  # fmt: skip
+    tables = parse_tables(text)
+    assert figure(tables, "accuracy|a.yaml|0|test acc") == "0.913"
+    with pytest.raises(ValueError, match="no table 'dqn'"):
+        figure(tables, "dqn|0|seconds")
+    with pytest.raises(ValueError, match="0 rows"):
+        figure(tables, "accuracy|b.yaml|median|seconds")
+    with pytest.raises(ValueError, match="the column must be"):
+        figure(tables, "accuracy|a.yaml|median|minutes")
+
+
+def test_benchmarks_md_quotes_every_analysis_figure_as_its_table_says():
+    """BENCHMARKS.md's analysis block: each measured figure it quotes is the cell of the table it names."""
+    path = Path(__file__).resolve().parents[2] / "BENCHMARKS.md"
+    text = path.read_text(encoding="utf-8")
+    analysis = kept_analysis(path)
+    assert len(FIGURE.findall(analysis)) >= 20  # the analysis quotes its figures instead of typing them
+    assert analysis == refresh_figures(analysis, parse_tables(text)), "run python -m zoo.bench --refresh"
 
 
 def test_a_run_of_some_comparisons_keeps_the_other_tables(tmp_path):

@@ -16,7 +16,7 @@ from typing import Any
 
 from zoo.tools.export import _cpu_name as cpu_name  # the CPU line the manifest rows record
 
-__all__ = ["KEEP_END", "KEEP_START", "ORDER", "Table", "comma_floats", "comma_ints", "kept_analysis", "kept_tables", "table_block", "machine_info", "median", "plural", "ratio", "render_markdown", "write_report"]
+__all__ = ["FIGURE", "KEEP_END", "KEEP_START", "ORDER", "Table", "comma_floats", "comma_ints", "figure", "kept_analysis", "kept_tables", "kept_tables_text", "parse_tables", "refresh", "refresh_figures", "table_block", "machine_info", "median", "plural", "ratio", "render_markdown", "write_report"]
 
 
 @dataclass
@@ -132,9 +132,11 @@ def table_block(table: Table, command: str, date: str) -> str:
 
 def kept_tables(path: Path) -> dict[str, str]:
     """The table blocks (``table_block``) of the file at ``path``, by comparison name."""
-    if not path.is_file():
-        return {}
-    text = path.read_text(encoding="utf-8")
+    return kept_tables_text(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def kept_tables_text(text: str) -> dict[str, str]:
+    """The table blocks (``table_block``) of a BENCHMARKS.md text, by comparison name."""
     pattern = r"<!-- table:(\w+) -->\n.*?(?=<!-- table:|<!-- analysis:start -->|\Z)"
     return {m.group(1): m.group(0).rstrip() + "\n" for m in re.finditer(pattern, text, flags=re.DOTALL)}
 
@@ -174,14 +176,67 @@ def kept_analysis(path: Path) -> str:
     return text[start : end + len(KEEP_END)] if 0 <= start < end else ""
 
 
+#: A measured figure quoted in the analysis block: ``<span data-figure="TABLE|KEY|...|COLUMN[|pct]">VALUE</span>``.
+#: TABLE is a comparison's name, the KEYs match a row's first cells in order, COLUMN names the cell; ``pct``
+#: shows a fraction as a percentage with one decimal. ``refresh_figures`` rewrites every VALUE from the tables.
+FIGURE = re.compile(r'<span data-figure="([^"]+)">(.*?)</span>')
+
+
+def parse_tables(text: str) -> dict[str, list[dict[str, str]]]:
+    """The rows of every table block in a BENCHMARKS.md text, by comparison name: one ``{column: cell}`` per row."""
+    tables: dict[str, list[dict[str, str]]] = {}
+    for name, block in kept_tables_text(text).items():
+        lines = [line for line in block.splitlines() if line.startswith("|")]
+        if len(lines) < 2:
+            continue
+        cells = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines]
+        header, rows = cells[0], cells[2:]  # cells[1]: the |---| line
+        tables[name] = [dict(zip(header, row)) for row in rows]
+    return tables
+
+
+def figure(tables: dict[str, list[dict[str, str]]], reference: str) -> str:
+    """The cell that ``reference`` (``TABLE|KEY|...|COLUMN[|pct]``) names, as the analysis quotes it."""
+    parts = reference.split("|")
+    as_percent = parts[-1] == "pct"
+    if as_percent:
+        parts = parts[:-1]
+    if len(parts) < 2 or parts[0] not in tables:
+        raise ValueError(f"figure {reference!r}: no table {parts[0]!r} (tables: {', '.join(tables) or 'none'})")
+    name, keys, column = parts[0], parts[1:-1], parts[-1]
+    rows = [row for row in tables[name] if list(row.values())[: len(keys)] == keys]
+    if len(rows) != 1 or column not in rows[0]:
+        raise ValueError(f"figure {reference!r}: {len(rows)} rows of table {name!r} start with {keys}, and the column must be one of theirs")
+    value = rows[0][column]
+    return f"{100 * float(value.replace(',', '')):.1f}%" if as_percent else value
+
+
+def refresh_figures(analysis: str, tables: dict[str, list[dict[str, str]]]) -> str:
+    """``analysis`` with every quoted figure (``FIGURE``) set to what the tables now say."""
+    return FIGURE.sub(lambda m: f'<span data-figure="{m.group(1)}">{figure(tables, m.group(1))}</span>', analysis)
+
+
 def write_report(path: str | Path, tables: list[Table], info: dict[str, str], command: str) -> Path:
     """Write ``render_markdown(...)`` to ``path`` (atomically: a temporary file, then a rename), keeping
-    the file's analysis block (``kept_analysis``) at the end."""
+    the file's analysis block (``kept_analysis``) at the end with its quoted figures refreshed from the tables."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     text = render_markdown(tables, info, command, kept_tables(path))
     if analysis := kept_analysis(path):
-        text += "\n" + analysis + "\n"
+        text += "\n" + refresh_figures(analysis, parse_tables(text)) + "\n"
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+    return path
+
+
+def refresh(path: str | Path) -> Path:
+    """Rewrite the quoted figures of the analysis block of the file at ``path`` from its tables (nothing is measured)."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    analysis = kept_analysis(path)
+    if analysis:
+        text = text.replace(analysis, refresh_figures(analysis, parse_tables(text)))
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
     return path

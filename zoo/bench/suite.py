@@ -20,7 +20,7 @@ from zoo.bench.dqn_solve import run_dqn
 from zoo.bench.inference_speed import run_inference
 from zoo.bench.optimisations import run_optimisations
 from zoo.bench.overhead import run_overhead
-from zoo.bench.report import Table, comma_ints, machine_info, write_report
+from zoo.bench.report import Table, comma_ints, machine_info, refresh, write_report
 from zoo.bench.settings import BenchSettings
 from zoo.bench.time_to_accuracy import run_accuracy
 
@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", type=_only, default=list(COMPARISONS),
                         help=f"comma-separated comparisons to run (default: all): {','.join(COMPARISONS)}")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the harness (not to measure)")
+    parser.add_argument("--refresh", action="store_true",
+                        help="measure nothing: set the figures the analysis block of --out quotes from its tables, and exit")
     parser.add_argument("--out", default="BENCHMARKS.md", help="markdown file the tables are written to (default: BENCHMARKS.md)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where models run (default: cpu)")
     parser.add_argument("--profile", action="store_true", help="run the timed sections under torch.profiler and print the top ops")
@@ -106,6 +108,9 @@ def run_suite(argv: list[str] | None = None) -> tuple[list[Table], Path]:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     args, settings = parse_args(argv)
+    if args.refresh:
+        print(f"refreshed the analysis figures of {refresh(args.out)}", flush=True)
+        return [], Path(args.out)
     command = "python -m zoo.bench" + (" " + shlex.join(argv) if argv else "")
     info = machine_info(settings.device)
     tables: list[Table] = []

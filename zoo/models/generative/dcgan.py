@@ -9,7 +9,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from zoo.core.registry import register_model
-from zoo.models.generative.gan_base import GANModule, add_label_heads, conditioned, projected
+from zoo.models.generative.gan_base import GANModule, LabelledDiscriminator, add_label_heads, conditioned
 
 __all__ = ["DCGAN"]
 
@@ -33,7 +33,9 @@ class DCGenerator(nn.Module):
         return self.net(h.view(-1, 2 * self.width, self.side, self.side))
 
 
-class DCDiscriminator(nn.Module):
+class DCDiscriminator(LabelledDiscriminator):
+    """Two strided convolutions (batch norm on the second, LeakyReLU 0.2), flattened, then one logit that "concat" feeds the label too."""
+
     def __init__(
         self,
         channels: int,
@@ -43,8 +45,7 @@ class DCDiscriminator(nn.Module):
         projection: nn.Embedding | None = None,
         classifier: nn.Linear | None = None,
     ) -> None:
-        super().__init__()
-        self.embedding = embedding
+        super().__init__(embedding)
         self.net = nn.Sequential(
             nn.Conv2d(channels, width, 4, stride=2, padding=1),  # (B, w, H/2, W/2); no norm on the input layer
             nn.LeakyReLU(0.2),
@@ -60,11 +61,8 @@ class DCDiscriminator(nn.Module):
     def forward_features(self, images: Tensor, labels: Tensor | None) -> Tensor:
         return self.net(images)  # (B, 2w * H/4 * W/4)
 
-    def forward_head(self, h: Tensor, labels: Tensor | None) -> Tensor:
-        return projected(self.head(conditioned(h, self.embedding, labels)), h, getattr(self, "projection", None), labels)  # (B, 1)
-
-    def forward(self, images: Tensor, labels: Tensor | None) -> Tensor:
-        return self.forward_head(self.forward_features(images, labels), labels)  # (B, 1)
+    def logit(self, features: Tensor, labels: Tensor | None) -> Tensor:
+        return self.head(conditioned(features, self.embedding, labels))  # (B, 1)
 
 
 @register_model("dcgan")

@@ -8,13 +8,14 @@ conditioning are explained).
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from torch import Tensor, nn
 
 from zoo.core.registry import register_model
 from zoo.models.generative.dcgan import DCGAN  # its home before it had a file of its own
-from zoo.models.generative.gan_base import GANModule, add_label_heads, conditioned, projected
+from zoo.models.generative.gan_base import GANModule, LabelledDiscriminator, add_label_heads, conditioned
 
 __all__ = ["DCGAN", "GAN", "GANModule"]
 
@@ -33,7 +34,9 @@ class MLPGenerator(nn.Module):
         return self.net(conditioned(z, self.embedding, labels)).view(-1, *self.out_shape)  # (B, C, H, W)
 
 
-class MLPDiscriminator(nn.Module):
+class MLPDiscriminator(LabelledDiscriminator):
+    """Hidden ``Linear -> LeakyReLU(0.2) -> Dropout`` layers on the flattened image (and the label embedding), then one logit."""
+
     def __init__(
         self,
         in_shape: tuple[int, int, int],
@@ -43,23 +46,22 @@ class MLPDiscriminator(nn.Module):
         projection: nn.Embedding | None = None,
         classifier: nn.Linear | None = None,
     ) -> None:
-        super().__init__()
-        self.embedding = embedding
+        super().__init__(embedding)
         widths = [math.prod(in_shape) + (embedding.embedding_dim if embedding else 0), *hidden]
         layers: list[nn.Module] = []
         for a, b in zip(widths, widths[1:]):
             layers += [nn.Linear(a, b), nn.LeakyReLU(0.2), nn.Dropout(dropout)]
-        self.net = nn.Sequential(*layers, nn.Linear(widths[-1], 1))
+        self.net = nn.Sequential(*layers, nn.Linear(widths[-1], 1))  # one Sequential: the shipped checkpoints' keys
         add_label_heads(self, projection, classifier)
 
     def forward_features(self, images: Tensor, labels: Tensor | None) -> Tensor:
-        return self.net[:-1](conditioned(images.flatten(1), self.embedding, labels))  # (B, hidden[-1])
+        h = conditioned(images.flatten(1), self.embedding, labels)  # (B, C*H*W [+ E])
+        for layer in itertools.islice(self.net, len(self.net) - 1):  # every layer but the logit, no new Sequential
+            h = layer(h)
+        return h  # (B, hidden[-1])
 
-    def forward_head(self, h: Tensor, labels: Tensor | None) -> Tensor:
-        return projected(self.net[-1](h), h, getattr(self, "projection", None), labels)  # (B, 1)
-
-    def forward(self, images: Tensor, labels: Tensor | None) -> Tensor:
-        return self.forward_head(self.forward_features(images, labels), labels)  # (B, 1)
+    def logit(self, features: Tensor, labels: Tensor | None) -> Tensor:
+        return self.net[-1](features)  # (B, 1)
 
 
 @register_model("gan")

@@ -37,7 +37,7 @@ from torchvision.utils import make_grid
 from zoo.models.generative.base import GenerativeModule
 from zoo.viz.figures import save_or_log_image, should_draw
 
-__all__ = ["GANModule", "add_label_heads", "conditioned", "projected"]
+__all__ = ["GANModule", "LabelledDiscriminator", "add_label_heads", "conditioned", "projected"]
 
 
 class GANModule(GenerativeModule):
@@ -253,6 +253,37 @@ class GANModule(GenerativeModule):
 def conditioned(x: Tensor, embedding: nn.Embedding | None, labels: Tensor | None) -> Tensor:
     """Concatenate the label embedding (B, E) to flat inputs (B, F): (B, F + E)."""
     return x if embedding is None else torch.cat([x, embedding(labels)], dim=1)
+
+
+class LabelledDiscriminator(nn.Module):
+    """Base of the GAN discriminators: ``forward(images, labels) = forward_head(forward_features(images, labels), labels)``,
+    a (B, 1) realness logit, reading the label the way the GAN's ``conditioning`` says (``discriminator_conditioning``).
+
+    A subclass builds its layers after ``super().__init__(embedding)``, then calls ``add_label_heads(self, projection,
+    classifier)``, and defines ``forward_features`` (B, F) and ``logit`` (the plain (B, 1) logit of the features);
+    the projection term, when there is one, is added here.
+
+    Args:
+        embedding: the label embedding that "concat" joins to the layers' input, or None.
+    """
+
+    def __init__(self, embedding: nn.Embedding | None) -> None:
+        super().__init__()
+        self.embedding = embedding
+
+    def forward_features(self, images: Tensor, labels: Tensor | None) -> Tensor:
+        """(B, C, H, W) images -> (B, F) the features that the head (and the auxiliary classifier) read."""
+        raise NotImplementedError
+
+    def logit(self, features: Tensor, labels: Tensor | None) -> Tensor:
+        """(B, F) features -> (B, 1) the logit before the projection term."""
+        raise NotImplementedError
+
+    def forward_head(self, features: Tensor, labels: Tensor | None) -> Tensor:
+        return projected(self.logit(features, labels), features, getattr(self, "projection", None), labels)  # (B, 1)
+
+    def forward(self, images: Tensor, labels: Tensor | None) -> Tensor:
+        return self.forward_head(self.forward_features(images, labels), labels)  # (B, 1)
 
 
 def add_label_heads(discriminator: nn.Module, projection: nn.Embedding | None, classifier: nn.Linear | None) -> None:
