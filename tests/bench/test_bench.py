@@ -17,6 +17,7 @@ from zoo.bench.inference_speed import classifier_names, run_inference
 from zoo.bench.optimisations import flops_per_image, run_optimisations
 from zoo.bench.overhead import run_overhead
 from zoo.bench.report import FIGURE, KEEP_END, KEEP_START, figure, kept_analysis, machine_info, parse_tables, refresh_figures
+from zoo.bench.time_to_accuracy import GOALS, SPARE, _verdict
 
 
 def _fixture_args(vision_root, tmp_path) -> list[str]:
@@ -203,6 +204,16 @@ def test_quick_settings_are_tiny():
     quick = BenchSettings.quick_settings()
     assert quick.batches == 2 and quick.repeats == 1 and quick.seeds == [0] and quick.dqn_seeds == [0] and not quick.compile
     assert BenchSettings().seeds == [0, 1, 2] and BenchSettings().dqn_seeds == [0, 1, 2, 3, 4] and BenchSettings().inference_batch == 256
+
+
+def test_a_fast_recipe_meets_its_goal_only_with_time_to_spare():
+    """The goal is the accuracy within the budget less 5%: 286 s of a 300 s budget is inside it but misses the goal."""
+    recipe = "configs/resnet9_fast_fashionmnist_5min.yaml"
+    assert GOALS[recipe] == (0.93, 300.0) and SPARE == 0.05
+    assert _verdict(recipe, 0.934, 270.0) == "met, 10% spare"
+    assert _verdict(recipe, 0.934, 286.0) == "missed: 1.0 s over 285 s (300 s less 5% spare)"
+    assert _verdict(recipe, 0.925, 310.0) == "missed: 0.50 points short of 93%, 25.0 s over 285 s (300 s less 5% spare)"
+    assert _verdict("configs/lenet5_fashionmnist.yaml", 0.5, 1e4) == ""  # no goal, no verdict
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
-"""``TopKAccuracy`` gives torchmetrics' micro accuracies, summed over batches and reset by ``reset()``."""
+"""``TopKAccuracy`` gives torchmetrics' micro accuracies, summed over batches and reset by ``reset()``; ``LossMean``
+gives the sample-weighted mean of batch means."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import torch
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from zoo.core.metrics import TopKAccuracy
+from zoo.core.metrics import LossMean, TopKAccuracy
 
 
 @pytest.mark.parametrize("num_classes,k", [(10, 5), (3, 1), (100, 5)])
@@ -37,3 +38,16 @@ def test_a_wrong_shape_is_named():
         metric.update(torch.randn(4, 7), torch.zeros(4, dtype=torch.long))
     with pytest.raises(ValueError, match="k must be"):
         TopKAccuracy(3, k=5)
+
+
+def test_loss_mean_weights_each_batch_by_its_size_and_resets():
+    values = torch.rand(70)  # per-sample losses, read in batches of 32, 32 and 6
+    mean = LossMean()
+    for chunk in values.split(32):
+        mean.update(chunk.mean(), len(chunk))
+    assert torch.allclose(mean.compute(), values.mean()) and mean.compute().dtype == torch.float32
+    mean.reset()
+    mean.update(torch.tensor(2.5), 4)
+    assert mean.compute().item() == 2.5
+    with pytest.raises(ValueError, match="expects a scalar"):
+        mean.update(torch.ones(3), 3)

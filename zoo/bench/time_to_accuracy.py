@@ -5,7 +5,8 @@ and the test pass (``test_after_fit``) all count. The accuracy is the run's ``te
 Fashion-MNIST test set, read from its ``metrics.csv``. The test set neither picks the checkpoint nor stops
 training: the recipes run a fixed number of epochs, and the checkpoint tested is the best by validation
 accuracy on a split held out of the training set.
-Median and worst seed are reported per recipe, and judged against the recipe's goal when it has one.
+Median and worst seed are reported per recipe, and judged against the recipe's goal when it has one: the
+accuracy reached within the time budget less ``SPARE`` (5%), so that a slower machine or a noisy run still fits.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from zoo.bench.report import Table, median
 from zoo.bench.runs import last_metric, run_fit
 from zoo.bench.settings import BenchSettings
 
-__all__ = ["GOALS", "run_accuracy"]
+__all__ = ["GOALS", "SPARE", "run_accuracy"]
 
 #: The fast recipes' goals: recipe -> (test accuracy to reach, seconds to reach it in, whole process).
 GOALS: dict[str, tuple[float, float]] = {
@@ -22,18 +23,22 @@ GOALS: dict[str, tuple[float, float]] = {
     "configs/resnet9_fast_fashionmnist_5min.yaml": (0.93, 300.0),
 }
 
+#: The share of a goal's time budget that a run must leave unused to meet it.
+SPARE = 0.05
+
 
 def _verdict(recipe: str, acc: float, seconds: float) -> str:
     goal = GOALS.get(recipe)
     if goal is None:
         return ""
-    target, limit = goal
+    target, budget = goal
+    limit = budget * (1 - SPARE)
     misses = []
     if acc < target:
         misses.append(f"{100 * (target - acc):.2f} points short of {100 * target:.0f}%")
     if seconds > limit:
-        misses.append(f"{seconds - limit:.1f} s over {limit:.0f} s")
-    return "met" if not misses else "missed: " + ", ".join(misses)
+        misses.append(f"{seconds - limit:.1f} s over {limit:.0f} s ({budget:.0f} s less {100 * SPARE:.0f}% spare)")
+    return f"met, {100 * (1 - seconds / budget):.0f}% spare" if not misses else "missed: " + ", ".join(misses)
 
 
 def run_accuracy(settings: BenchSettings) -> Table:
@@ -42,7 +47,8 @@ def run_accuracy(settings: BenchSettings) -> Table:
         name="accuracy",
         title="3. Time to accuracy: whole `train.py fit --config <recipe>` processes on Fashion-MNIST",
         columns=["recipe", "seed", "test acc", "seconds", "goal"],
-        goal=">= 91% in <= 60 s and >= 93% in <= 5 minutes, whole process, median of the seeds (the worst seed is shown too)",
+        goal=">= 91% in <= 60 s and >= 93% in <= 5 minutes, whole process, with 5% of the time spare, for the median and "
+             "the worst seed",
         notes=["Seconds: wall clock from process start to exit (start-up, data, training, validation, test pass). "
                "Test accuracy: the real Fashion-MNIST test set (10,000 images)."],  # fmt: skip
     )

@@ -19,6 +19,7 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from zoo.core.metrics import LossMean
 from zoo.core.registry import registered_name
 
 if TYPE_CHECKING:
@@ -253,10 +254,25 @@ class ZooModule(L.LightningModule, metaclass=_BuiltThenFinished):
         metrics.update(self.metric_input(output).detach(), y)
         if stage == "test":
             self._record_test_output(x, output, y)
-        on_step = stage == "train"
-        # sync_dist: under DDP the logged loss is the mean over every rank's samples (metrics sync themselves).
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(x), sync_dist=True)
+        self._log_loss(stage, loss, len(x))
         return loss  # the metrics are logged once, at the end of the epoch (_log_epoch_metrics)
+
+    def _log_loss(self, stage: str, loss: Tensor, batch_size: int) -> None:
+        """Add a batch's loss to the stage's epoch mean (``train/loss_epoch``, ``val/loss``, ``test/loss``, logged by
+        ``_log_epoch_metrics``); in training, also log it as ``train/loss_step`` on the steps the logger writes.
+
+        What ``self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, batch_size=batch_size,
+        sync_dist=True)`` logs, without its per-call cost every step: the logger receives the same values (it
+        writes step values every ``log_every_n_steps`` steps), and the progress bar refreshes the step loss then.
+        """
+        mean = getattr(self, f"{stage}_loss_mean", None)
+        if mean is None:  # made on first use: models with their own metrics share this step
+            mean = LossMean().to(loss.device)
+            setattr(self, f"{stage}_loss_mean", mean)
+        mean.update(loss, batch_size)
+        trainer = self._trainer
+        if stage == "train" and trainer is not None and trainer._logger_connector.should_update_logs:
+            self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
 
     def _epoch_metrics(self, stage: str) -> list[tuple[MetricCollection, bool]]:
         """The stage's metric collections that ``_log_epoch_metrics`` logs, each with whether the progress line shows it."""
@@ -270,6 +286,11 @@ class ZooModule(L.LightningModule, metaclass=_BuiltThenFinished):
         handing the metric objects to ``self.log`` every step, keeps the per-step cost of a small network's
         training step close to a hand-written loop's (BENCHMARKS.md, table 1). The values are the same.
         """
+        mean = getattr(self, f"{stage}_loss_mean", None)
+        if mean is not None and mean.update_called:
+            # compute() sums every rank's totals first; sync_dist then averages identical values (no warning).
+            self.log(f"{stage}/loss_epoch" if stage == "train" else f"{stage}/loss", mean.compute(), prog_bar=True, sync_dist=True)
+            mean.reset()
         for collection, prog_bar in self._epoch_metrics(stage):
             if not any(metric.update_called for metric in collection.values()):
                 continue  # no batch of this stage this epoch (limit_*_batches=0)

@@ -89,7 +89,7 @@ class AutoencoderModule(GenerativeModule):
         loss = F.mse_loss(recon, pixels)
         metrics = self._metrics(stage)
         metrics.update(recon.detach(), pixels)
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=len(x), sync_dist=True)
+        self._log_loss(stage, loss, len(x))
         if stage == "val" and not self.trainer.sanity_checking:
             self._collect(pixels, noisy, recon, z, y)
         return loss

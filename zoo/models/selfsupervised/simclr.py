@@ -241,7 +241,7 @@ class SimCLR(ImageInputModule, ZooModule):
         z = self.project(torch.cat([v1, v2]))  # (2B, projection_dim): one pass, batch norm sees both views
         z1, z2 = z.chunk(2)
         loss = nt_xent_loss(z1, z2, self.hparams.temperature)
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=len(x), sync_dist=True)
+        self._log_loss(stage, loss, len(x))
         return loss
 
     def training_step(self, batch: Tensor | tuple[Tensor, ...], batch_idx: int) -> Tensor:

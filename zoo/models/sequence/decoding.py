@@ -184,7 +184,7 @@ class TranslationModule(ZooModule):
         src, tgt = batch
         logits = self(src, tgt[:, :-1])  # (B, T-1, V): teacher forcing
         loss = self.compute_loss(logits, tgt[:, 1:])
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=len(src), sync_dist=True)
+        self._log_loss(stage, loss, len(src))
         return loss
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:

@@ -105,8 +105,7 @@ class LSTMForecaster(RegressorModule):
         units.update(output.detach() * self.target_std, y * self.target_std)
         if stage == "test":
             self._record_test_output(x, output, y)
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(x), sync_dist=True)
+        self._log_loss(stage, loss, len(x))
         return loss
 
     def _epoch_metrics(self, stage: str) -> list[tuple[MetricCollection, bool]]:
