@@ -12,7 +12,8 @@ markers is touched.
 - README.md ``quickstart-output``, docs/guides/training.md ``recipe-results`` and the family pages' ``results``:
   result figures, from the manifest (``zoo.tools.results_tables``);
 - docs/guides/fine-tuning.md, ``finetune-strategies``: the fine-tuning strategies' table, from the results file
-  ``docs/results/finetune_strategies.json`` that ``python -m zoo.bench.finetune_strategies`` writes;
+  ``docs/results/finetune_strategies.json`` that ``python -m zoo.bench.finetune_strategies`` writes, and
+  ``finetune-one-epoch``: the shipped start against scratch after one epoch, from ``docs/results/finetune_one_epoch.json``;
 - docs/models/adversarial.md, ``robustness``: accuracy under attack, from the results file
   ``docs/results/robustness.json`` that ``python -m zoo.tools.robustness`` writes;
 - docs/models/text.md, ``label-efficiency``: BERT's label-efficiency curve, from ``docs/results/bert_label_efficiency.json``;
@@ -34,6 +35,7 @@ import zoo
 from zoo.hub.download import WEIGHTS_URL
 from zoo.tools.results_tables import format_value as _value
 from zoo.tools.results_tables import (
+    FINETUNE_ONE_EPOCH_RESULTS,
     ROBUSTNESS_RESULTS,
     render_finetune_strategies,
     render_label_efficiency,
@@ -286,6 +288,7 @@ TARGETS: tuple[Target, ...] = (
     Target("docs/models/generative.md", "results", lambda root, manifest: render_recipe_results(manifest, FAMILIES["generative"][2])),
     Target("docs/models/reinforcement-learning.md", "results", lambda root, manifest: render_recipe_results(manifest, FAMILIES["rl"][2])),
     Target("docs/guides/fine-tuning.md", "finetune-strategies", lambda root, manifest: render_finetune_strategies(root)),
+    Target("docs/guides/fine-tuning.md", "finetune-one-epoch", lambda root, manifest: render_finetune_strategies(root, FINETUNE_ONE_EPOCH_RESULTS)),
     Target("docs/models/adversarial.md", "robustness", lambda root, manifest: render_robustness(root / ROBUSTNESS_RESULTS, manifest)),
     Target("docs/models/text.md", "label-efficiency", lambda root, manifest: render_label_efficiency(root)),
     Target("docs/models/self-supervised.md", "feature-eval", render_feature_eval),

@@ -9,7 +9,8 @@ in README.md or docs/ cannot drift from the entry that it describes.
 - docs/guides/training.md, ``recipe-results``: each recipe's shipped result with the command that made it;
 - the family pages of docs/models/, ``results``: the same rows for the family's entries;
 - docs/guides/fine-tuning.md, ``finetune-strategies``: the fine-tuning strategies' table, from the results file
-  ``docs/results/finetune_strategies.json`` that ``python -m zoo.bench.finetune_strategies`` writes;
+  ``docs/results/finetune_strategies.json`` that ``python -m zoo.bench.finetune_strategies`` writes, and
+  ``finetune-one-epoch``: the shipped start against scratch after one epoch, from ``docs/results/finetune_one_epoch.json``;
 - docs/models/adversarial.md, ``robustness``: accuracy under FGSM and PGD of shipped entries, from the results file
   ``python -m zoo.tools.robustness ENTRY`` writes (docs/results/robustness.json);
 - docs/models/text.md, ``label-efficiency``: BERT's label-efficiency curve, from ``docs/results/bert_label_efficiency.json``
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "FINETUNE_COMMANDS",
+    "FINETUNE_ONE_EPOCH_RESULTS",
     "FINETUNE_RESULTS",
     "LABEL_EFFICIENCY_RESULTS",
     "QUICKSTART_ENTRY",
@@ -144,13 +147,27 @@ def render_recipe_results(manifest: dict[str, Any], classes: tuple[str, ...] | N
 
 #: The results file of ``python -m zoo.bench.finetune_strategies``, relative to the repository root.
 FINETUNE_RESULTS = "docs/results/finetune_strategies.json"
+#: The results file of the one-epoch comparison, the shipped start against scratch, relative to the repository root.
+FINETUNE_ONE_EPOCH_RESULTS = "docs/results/finetune_one_epoch.json"
+#: The command that writes each fine-tuning results file.
+FINETUNE_COMMANDS = {
+    FINETUNE_RESULTS: f"python -m zoo.bench.finetune_strategies --out {FINETUNE_RESULTS}",
+    FINETUNE_ONE_EPOCH_RESULTS: f"python -m zoo.bench.finetune_strategies --only full,scratch --epochs 1 --out {FINETUNE_ONE_EPOCH_RESULTS}",
+}
 
 
-def render_finetune_strategies(root: Path) -> str:
-    """The fine-tuning strategies' table: test accuracy per seed, its mean, and seconds per run, from the results file."""
-    path = root / FINETUNE_RESULTS
+def _span(values: list[float]) -> str:
+    """``"9-10"``, or ``"9"`` when the values round alike."""
+    low, high = f"{min(values):.0f}", f"{max(values):.0f}"
+    return low if low == high else f"{low}-{high}"
+
+
+def render_finetune_strategies(root: Path, results_file: str = FINETUNE_RESULTS) -> str:
+    """A fine-tuning strategies' table: test accuracy per seed, its mean, and seconds per run, from ``results_file``
+    (one of ``FINETUNE_COMMANDS``)."""
+    path = root / results_file
     if not path.is_file():
-        return f"Not measured yet: `python -m zoo.bench.finetune_strategies --out {FINETUNE_RESULTS}` writes the figures."
+        return f"Not measured yet: `{FINETUNE_COMMANDS[results_file]}` writes the figures."
     results = json.loads(path.read_text(encoding="utf-8"))
     seeds = results["seeds"]
     rows = [f"| strategy | recipe | digits test accuracy, seeds {' / '.join(map(str, seeds))} | mean | seconds per run (whole process) |",
@@ -162,10 +179,10 @@ def render_finetune_strategies(root: Path) -> str:
         accs = [r["test_acc"] for r in runs]
         seconds = [r["seconds"] for r in runs]
         rows.append(f"| {title} | `{runs[0]['recipe']}` | {' / '.join(f'{100 * a:.2f}%' for a in accs)} | "
-                    f"{100 * sum(accs) / len(accs):.2f}% | {min(seconds):.0f}-{max(seconds):.0f} s |")  # fmt: skip
+                    f"{100 * sum(accs) / len(accs):.2f}% | {_span(seconds)} s |")  # fmt: skip
     v = results["versions"]
     rows.append("")
-    rows.append(f"{results['epochs']} epochs per run. Measured {results['date']} UTC with `{results['command']}` on "
+    rows.append(f"{results['epochs']} epoch{'s' * (results['epochs'] != 1)} per run. Measured {results['date']} UTC with `{results['command']}` on "
                 f"{results['hardware']} (load average {results['load_average_at_start']} at start); python {v['python']}, "
                 f"torch {v['torch']}, lightning {v['lightning']}.")  # fmt: skip
     return "\n".join(rows)
