@@ -1,7 +1,7 @@
 """The WordPiece level of ``Tokenizer``: a vocabulary trained by Hugging Face ``tokenizers`` (specials, then
 ``<mask>``, then pieces with "##"), encoded in pure Python exactly as ``tokenizers`` encodes it, decoded back,
 stored as primitives through a checkpoint; on Debian's fortunes it leaves far fewer ``<unk>`` than the word
-level (``python -m pytest tests/test_wordpiece.py -k unk -s`` prints both shares)."""
+level (``python -m pytest tests/core/test_wordpiece.py -k unk -s`` prints both shares)."""
 
 import json
 import os
