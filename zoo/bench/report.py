@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo.evaluation.results_file import write_text
 from zoo.tools.export import _cpu_name as cpu_name  # the CPU line the manifest rows record
 
-__all__ = ["FIGURE", "KEEP_END", "KEEP_START", "ORDER", "Table", "comma_floats", "comma_ints", "figure", "kept_analysis", "kept_tables", "kept_tables_text", "parse_tables", "refresh", "refresh_figures", "table_block", "machine_info", "median", "plural", "ratio", "render_markdown", "write_report"]
+__all__ = ["FIGURE", "KEEP_END", "KEEP_START", "ORDER", "Table", "analysis_block", "comma_floats", "comma_ints", "figure", "kept_analysis", "kept_tables", "kept_tables_text", "parse_tables", "refresh", "refresh_figures", "table_block", "machine_info", "median", "plural", "ratio", "render_markdown", "write_report"]
 
 
 @dataclass
@@ -169,9 +170,11 @@ KEEP_START, KEEP_END = "<!-- analysis:start -->", "<!-- analysis:end -->"
 
 def kept_analysis(path: Path) -> str:
     """The ``KEEP_START`` ... ``KEEP_END`` block of the file at ``path`` (markers included), or ""."""
-    if not path.is_file():
-        return ""
-    text = path.read_text(encoding="utf-8")
+    return analysis_block(path.read_text(encoding="utf-8")) if path.is_file() else ""
+
+
+def analysis_block(text: str) -> str:
+    """The ``KEEP_START`` ... ``KEEP_END`` block of a BENCHMARKS.md text (markers included), or ""."""
     start, end = text.find(KEEP_START), text.find(KEEP_END)
     return text[start : end + len(KEEP_END)] if 0 <= start < end else ""
 
@@ -220,23 +223,17 @@ def write_report(path: str | Path, tables: list[Table], info: dict[str, str], co
     """Write ``render_markdown(...)`` to ``path`` (atomically: a temporary file, then a rename), keeping
     the file's analysis block (``kept_analysis``) at the end with its quoted figures refreshed from the tables."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    text = render_markdown(tables, info, command, kept_tables(path))
-    if analysis := kept_analysis(path):
+    old = path.read_text(encoding="utf-8") if path.is_file() else ""
+    text = render_markdown(tables, info, command, kept_tables_text(old))
+    if analysis := analysis_block(old):
         text += "\n" + refresh_figures(analysis, parse_tables(text)) + "\n"
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text(path, text)
 
 
 def refresh(path: str | Path) -> Path:
     """Rewrite the quoted figures of the analysis block of the file at ``path`` from its tables (nothing is measured)."""
     path = Path(path)
     text = path.read_text(encoding="utf-8")
-    analysis = kept_analysis(path)
-    if analysis:
-        text = text.replace(analysis, refresh_figures(analysis, parse_tables(text)))
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+    if analysis := analysis_block(text):
+        write_text(path, text.replace(analysis, refresh_figures(analysis, parse_tables(text))))
     return path

@@ -76,11 +76,16 @@ def write_row(path: str | os.PathLike, row: dict[str, Any], *, key: Sequence[str
 
 
 def write_results(path: str | os.PathLike, results: dict[str, Any]) -> Path:
-    """Write ``results`` as the JSON file at ``path`` (its folder created): whole, into a temporary file renamed into
-    place, so a reader never sees half a file."""
+    """Write ``results`` as the JSON file at ``path`` (its folder created), atomically (``write_text``)."""
+    return write_text(path, json.dumps(results, indent=1) + "\n")
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to the file at ``path`` (its folder created): whole, into a temporary file renamed into place,
+    so a reader never sees half a file. Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     return path
